@@ -1,0 +1,15 @@
+// Each holdfast subcommand registers itself on the root CLI11 app. Commands throw holdfast::Error;
+// main() is the one place that turns an exception into a message and an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace holdfast::cli {
+
+void add_init_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace holdfast::cli

@@ -1,0 +1,27 @@
+// holdfast: one binary, one subcommand per job.
+#include <fmt/format.h>
+
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"holdfast: train, run and serve DeepSeek-architecture MoE models on the hardware you have"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for all subcommands");
+  holdfast::cli::add_init_command(app);
+  holdfast::cli::add_logits_command(app);
+  holdfast::cli::add_generate_command(app);
+  holdfast::cli::add_tokenize_command(app);
+  holdfast::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "holdfast: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

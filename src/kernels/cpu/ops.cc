@@ -1,0 +1,189 @@
+// CPU implementations of kernels/ops.h. GEMMs go to OpenBLAS (the one place that configures it);
+// decode-sized products go to the Highway matvec kernels on our own thread pool.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/matvec.h"
+#include "kernels/ops.h"
+
+namespace holdfast::kernels {
+
+namespace {
+
+constexpr int64_t kFp8Block = 128;
+// Below this many activation rows a product is bandwidth-bound: stream the weights once per row.
+constexpr int64_t kMatvecMaxRows = 2;
+// Rows of a non-F32 weight converted per GEMM call: big enough for BLAS efficiency, small in memory.
+constexpr int64_t kConvertBlockRows = 256;
+
+struct Fp8Table {
+  float v[256];
+  Fp8Table() {
+    for (int i = 0; i < 256; ++i) v[i] = f8e4m3_to_f32(uint8_t(i));
+  }
+};
+const Fp8Table kFp8;  // immutable after start-up
+
+void set_blas_threads(Context& ctx) { openblas_set_num_threads(ctx.n_threads); }
+
+}  // namespace
+
+WeightRef WeightRef::row_slice(int64_t begin, int64_t count) const {
+  HOLDFAST_CHECK(begin >= 0 && begin + count <= rows, "row slice [{}, {}) of {} rows", begin, begin + count, rows);
+  WeightRef s = *this;
+  s.data = static_cast<const uint8_t*>(data) + begin * cols * int64_t(dtype_size(dtype));
+  s.rows = count;
+  s.row0 = row0 + begin;
+  return s;
+}
+
+void weight_row_to_f32(const WeightRef& w, int64_t row, float* out) {
+  const int64_t n = w.cols;
+  switch (w.dtype) {
+    case DType::kF32: {
+      const float* p = static_cast<const float*>(w.data) + row * n;
+      std::copy(p, p + n, out);
+      return;
+    }
+    case DType::kBF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case DType::kF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
+      return;
+    }
+    case DType::kF8E4M3: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + row * n;
+      const float* scales = w.scale_inv + ((w.row0 + row) / kFp8Block) * w.scale_cols;
+      for (int64_t i = 0; i < n; ++i) out[i] = kFp8.v[p[i]] * scales[i / kFp8Block];
+      return;
+    }
+    default:
+      throw Error(fmt::format("weights of dtype {} are not supported by matmul", dtype_name(w.dtype)));
+  }
+}
+
+void weight_rows_to_f32(const WeightRef& w, int64_t begin, int64_t count, float* out) {
+  for (int64_t r = 0; r < count; ++r) weight_row_to_f32(w, begin + r, out + r * w.cols);
+}
+
+void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  set_blas_threads(ctx);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+              beta, c, ldc);
+}
+
+void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate, int64_t ldx,
+            int64_t ldy) {
+  if (!ldx) ldx = w.cols;
+  if (!ldy) ldy = w.rows;
+  if (n == 0 || w.rows == 0) return;
+  const float beta = accumulate ? 1.0f : 0.0f;
+  if (w.dtype == DType::kF32 && n > kMatvecMaxRows) {
+    sgemm(ctx, true, n, w.rows, w.cols, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, beta, y, ldy);
+    return;
+  }
+  if (n <= kMatvecMaxRows) {
+    std::vector<float> tmp(accumulate ? w.rows : 0);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * ldx;
+      float* yt = accumulate ? tmp.data() : y + t * ldy;
+      if (w.dtype == DType::kF8E4M3) {
+        std::vector<std::vector<float>> bufs(ctx.n_threads, std::vector<float>(w.cols));
+        ctx.pool.parallel_for(w.rows, [&](size_t r0, size_t r1, int tid) {
+          for (size_t r = r0; r < r1; ++r) {
+            weight_row_to_f32(w, r, bufs[tid].data());
+            yt[r] = dot_f32(bufs[tid].data(), xt, w.cols);
+          }
+        });
+      } else {
+        ctx.pool.parallel_for(w.rows, [&](size_t r0, size_t r1, int) {
+          matvec_rows(w.dtype, w.data, w.cols, xt, r0, r1, yt);
+        });
+      }
+      if (accumulate)
+        for (int64_t r = 0; r < w.rows; ++r) y[t * ldy + r] += tmp[r];
+    }
+    return;
+  }
+  // Convert a block of weight rows at a time and run a GEMM on it.
+  const int64_t block = std::min(kConvertBlockRows, w.rows);
+  std::vector<float> buf(block * w.cols);
+  for (int64_t r0 = 0; r0 < w.rows; r0 += block) {
+    int64_t count = std::min(block, w.rows - r0);
+    ctx.pool.parallel_for(count, [&](size_t a, size_t b, int) {
+      for (size_t r = a; r < b; ++r) weight_row_to_f32(w, r0 + r, buf.data() + r * w.cols);
+    });
+    sgemm(ctx, true, n, count, w.cols, 1.0f, x, ldx, buf.data(), w.cols, beta, y + r0, ldy);
+  }
+}
+
+void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy) {
+  if (!ldx) ldx = w.rows;
+  if (!ldy) ldy = w.cols;
+  if (w.dtype == DType::kF32) {
+    sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, 0.0f, y, ldy);
+    return;
+  }
+  std::vector<float> buf(w.rows * w.cols);
+  weight_rows_to_f32(w, 0, w.rows, buf.data());
+  sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, buf.data(), w.cols, 0.0f, y, ldy);
+}
+
+void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, int64_t ldx,
+                     int64_t ldy) {
+  if (!ldx) ldx = dim;
+  if (!ldy) ldy = dim;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    float* yr = y + r * ldy;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+    const float inv = 1.0f / std::sqrt(float(ss / dim) + eps);
+    for (int64_t i = 0; i < dim; ++i) yr[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* valid) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * ld;
+    const int64_t v = valid ? valid[r] : n;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < v; ++i) mx = std::max(mx, xr[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < v; ++i) {
+      xr[i] = std::exp(xr[i] - mx);
+      sum += xr[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < v; ++i) xr[i] *= inv;
+    for (int64_t i = v; i < n; ++i) xr[i] = 0;
+  }
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void rope_interleaved(float* x, int64_t dim, const float* cos, const float* sin) {
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const float a = x[2 * i], b = x[2 * i + 1];
+    x[2 * i] = a * cos[i] - b * sin[i];
+    x[2 * i + 1] = a * sin[i] + b * cos[i];
+  }
+}
+
+void axpy(int64_t n, float a, const float* src, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += a * src[i];
+}
+
+}  // namespace holdfast::kernels

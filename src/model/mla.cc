@@ -1,0 +1,103 @@
+#include "model/mla.h"
+
+#include <vector>
+
+namespace holdfast::model {
+
+namespace {
+
+void add_bias(float* y, int64_t rows, const std::vector<float>& bias) {
+  if (bias.empty()) return;
+  const int64_t n = int64_t(bias.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias[i];
+}
+
+void linear_forward(Context& ctx, const float* x, int64_t S, const Linear& l, float* y) {
+  kernels::matmul(ctx, x, S, l.weight, y);
+  add_bias(y, S, l.bias);
+}
+
+}  // namespace
+
+void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
+                 const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr;
+  const int64_t p0 = cache.length, n_kv = p0 + S;
+  const float small_eps = 1e-6f;  // q_a_layernorm / kv_a_layernorm ignore rms_norm_eps (§3.2)
+
+  // Queries: [S, nh, dq].
+  std::vector<float> q(S * nh * dq);
+  if (w.q_proj) {
+    linear_forward(ctx, x, S, *w.q_proj, q.data());
+  } else {
+    const int64_t rq = w.q_a_proj->weight.rows;
+    std::vector<float> qa(S * rq);
+    linear_forward(ctx, x, S, *w.q_a_proj, qa.data());
+    kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, small_eps, qa.data());
+    linear_forward(ctx, qa.data(), S, *w.q_b_proj, q.data());
+  }
+
+  // Latent and shared RoPE key, written straight into the cache: [n_kv, r + dr].
+  std::vector<float> ckv(S * width);
+  linear_forward(ctx, x, S, w.kv_a_proj_with_mqa, ckv.data());
+  cache.data.resize(n_kv * width);
+  float* cached = cache.data.data();
+  std::vector<float> cos(dr / 2), sin(dr / 2);
+  for (int64_t i = 0; i < S; ++i) {
+    float* row = cached + (p0 + i) * width;
+    kernels::rmsnorm_forward(ckv.data() + i * width, w.kv_a_layernorm.data(), 1, r, small_eps, row);
+    std::copy(ckv.data() + i * width + r, ckv.data() + (i + 1) * width, row + r);
+    rope_cos_sin(rope, p0 + i, cos.data(), sin.data());
+    kernels::rope_interleaved(row + r, dr, cos.data(), sin.data());
+    for (int64_t h = 0; h < nh; ++h)
+      kernels::rope_interleaved(q.data() + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
+  }
+  cache.length = n_kv;
+
+  const float scale = float(rope.softmax_scale);
+  std::vector<float> o(S * nh * dv);  // [S, nh·dv], head-major
+  // Query i sees keys 0..p0+i.
+  if (form == MlaForm::kNaive) {
+    const int64_t kvw = nh * (dn + dv);
+    std::vector<float> kv(n_kv * kvw);  // [n_kv, nh, dn + dv]
+    kernels::matmul(ctx, cached, n_kv, w.kv_b_proj, kv.data(), false, width, kvw);
+    std::vector<float> scores(S * n_kv);
+    std::vector<int64_t> valid(S);
+    for (int64_t i = 0; i < S; ++i) valid[i] = p0 + i + 1;
+    for (int64_t h = 0; h < nh; ++h) {
+      kernels::sgemm(ctx, true, S, n_kv, dn, scale, q.data() + h * dq, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f,
+                     scores.data(), n_kv);
+      kernels::sgemm(ctx, true, S, n_kv, dr, scale, q.data() + h * dq + dn, nh * dq, cached + r, width, 1.0f,
+                     scores.data(), n_kv);
+      kernels::softmax_rows(scores.data(), S, n_kv, n_kv, valid.data());
+      kernels::sgemm(ctx, false, S, dv, n_kv, 1.0f, scores.data(), n_kv, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
+                     o.data() + h * dv, nh * dv);
+    }
+  } else {
+    // Absorbed: q_lat[i,h] = W_UK[h]ᵀ q_nope[i,h]; rows (i,h) of [S·nh, r + dr] are [q_lat | q_pe].
+    std::vector<float> ql(S * nh * width);
+    for (int64_t h = 0; h < nh; ++h) {
+      const WeightRef w_uk = w.kv_b_proj.row_slice(h * (dn + dv), dn);  // [dn, r]
+      kernels::matmul_nn(ctx, q.data() + h * dq, S, w_uk, ql.data() + h * width, nh * dq, nh * width);
+      for (int64_t i = 0; i < S; ++i)
+        std::copy_n(q.data() + (i * nh + h) * dq + dn, dr, ql.data() + (i * nh + h) * width + r);
+    }
+    std::vector<float> scores(S * nh * n_kv);
+    kernels::sgemm(ctx, true, S * nh, n_kv, width, scale, ql.data(), width, cached, width, 0.0f, scores.data(), n_kv);
+    std::vector<int64_t> valid(S * nh);
+    for (int64_t i = 0; i < S; ++i)
+      for (int64_t h = 0; h < nh; ++h) valid[i * nh + h] = p0 + i + 1;
+    kernels::softmax_rows(scores.data(), S * nh, n_kv, n_kv, valid.data());
+    std::vector<float> o_lat(S * nh * r);  // [S, nh, r]
+    kernels::sgemm(ctx, false, S * nh, r, n_kv, 1.0f, scores.data(), n_kv, cached, width, 0.0f, o_lat.data(), r);
+    for (int64_t h = 0; h < nh; ++h) {
+      const WeightRef w_uv = w.kv_b_proj.row_slice(h * (dn + dv) + dn, dv);  // [dv, r]
+      kernels::matmul(ctx, o_lat.data() + h * r, S, w_uv, o.data() + h * dv, false, nh * r, nh * dv);
+    }
+  }
+  linear_forward(ctx, o.data(), S, w.o_proj, out);
+}
+
+}  // namespace holdfast::model

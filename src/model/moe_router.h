@@ -1,0 +1,23 @@
+// DeepSeekMoE expert selection (MODEL-SPEC §3.9): scores, optional group limiting, top-k, weights.
+// Selection uses the biased choice values; weights use the unbiased scores.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+
+namespace holdfast::model {
+
+struct Routing {
+  int64_t n_tokens = 0, k = 0;
+  std::vector<int32_t> expert;  // [T, k] chosen experts, best first
+  std::vector<float> weight;    // [T, k] gate weights (normalized if norm_topk_prob, times routed_scaling_factor)
+  std::vector<float> scores;    // [T, E] softmax/sigmoid scores (kept for training and load statistics)
+};
+
+// logits: [T, E] fp32 router logits; bias: [E] or empty.
+Routing route_tokens(const DeepSeekConfig& cfg, const float* logits, int64_t T, std::span<const float> bias);
+
+}  // namespace holdfast::model

@@ -1,0 +1,58 @@
+// The DeepSeek V2/V3 causal LM (MODEL-SPEC §3.1): embedding, decoder layers (MLA + dense MLP or MoE),
+// final norm and head, plus the MTP modules (§4). One sequence per call; the latent KV cache carries
+// positions across calls, so prefill and decode are the same function.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/context.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/mla.h"
+#include "model/rope.h"
+#include "model/weights/checkpoint.h"
+#include "model/weights/model_weights.h"
+
+namespace holdfast::model {
+
+class Model {
+ public:
+  // Reads DIR/config.json and the safetensors in DIR; throws ConfigError / CheckpointError.
+  static std::unique_ptr<Model> load(const std::string& dir);
+
+  const DeepSeekConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return weights_; }
+  KVCache new_cache() const;
+
+  // Runs `tokens` at positions cache.length.. of one sequence and appends them to the cache.
+  // hidden_out: [S, H] final hidden states after model.norm (optional, feeds MTP);
+  // logits: [S, V] when all_logits, else [1, V] for the last token only (optional).
+  void forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* logits,
+               bool all_logits, float* hidden_out = nullptr) const;
+
+  // MTP module m (1-based) over positions 0..S-1-m (§4): hin is h^{m-1} [S-m+1 rows used: S-m],
+  // tokens t_0..t_{S-1}; writes h^m [S-m, H] to hidden_out (optional) and logits [S-m, V].
+  void mtp_forward(Context& ctx, int64_t m, std::span<const int32_t> tokens, const float* hin, KVCache& cache,
+                   MlaForm form, float* logits, float* hidden_out = nullptr) const;
+
+  // Throws InputError when an id is outside [0, vocab_size).
+  void check_tokens(std::span<const int32_t> tokens) const;
+
+ private:
+  Model(DeepSeekConfig cfg, Checkpoint ckpt);
+  void decoder_layer(Context& ctx, const LayerWeights& w, float* h, int64_t S, LayerCache& cache, MlaForm form) const;
+
+  DeepSeekConfig cfg_;
+  Checkpoint ckpt_;  // owns the mappings the weights point into
+  ModelWeights weights_;
+  RopeParams rope_;
+};
+
+// Gathers embedding rows for `tokens` into out [S, H] (F32).
+void embed_tokens(const WeightRef& table, std::span<const int32_t> tokens, float* out);
+
+}  // namespace holdfast::model

@@ -1,0 +1,165 @@
+#include "model/weights/model_weights.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+
+namespace holdfast::model {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+class Binder {
+ public:
+  Binder(const Checkpoint& ckpt, const DeepSeekConfig& cfg) : ckpt_(ckpt), cfg_(cfg) {}
+
+  const TensorInfo& tensor(const std::string& name, const std::vector<int64_t>& shape, const std::string& why) const {
+    const TensorInfo& t = ckpt_.get(name);
+    if (t.shape != shape)
+      throw CheckpointError(fmt::format("{}: '{}' is {}; config.json ({}) expects {}", t.file, name, t.shape_str(),
+                                        why, shape_str(shape)));
+    return t;
+  }
+
+  WeightRef matrix(const std::string& name, int64_t rows, int64_t cols, const std::string& why) const {
+    const TensorInfo& t = tensor(name, {rows, cols}, why);
+    WeightRef w{.dtype = t.dtype, .data = t.data, .rows = rows, .cols = cols};
+    switch (t.dtype) {
+      case DType::kF32: case DType::kBF16: case DType::kF16: break;
+      case DType::kF8E4M3: {
+        const std::string sname = name + "_scale_inv";
+        const TensorInfo* s = ckpt_.find(sname);
+        if (!s)
+          throw CheckpointError(fmt::format("{}: '{}' is F8_E4M3 but its block scales '{}' are missing", t.file,
+                                            name, sname));
+        const std::vector<int64_t> want = {(rows + 127) / 128, (cols + 127) / 128};
+        if (s->dtype != DType::kF32 || s->shape != want)
+          throw CheckpointError(fmt::format("{}: '{}' is {} {}; F8_E4M3 weight {} with 128x128 blocks needs F32 {}",
+                                            s->file, sname, dtype_name(s->dtype), s->shape_str(), t.shape_str(),
+                                            shape_str(want)));
+        w.scale_inv = reinterpret_cast<const float*>(s->data);
+        w.scale_cols = want[1];
+        break;
+      }
+      default:
+        throw CheckpointError(fmt::format("{}: '{}' has dtype {}; weights must be F32, BF16, F16 or F8_E4M3", t.file,
+                                          name, dtype_name(t.dtype)));
+    }
+    return w;
+  }
+
+  std::vector<float> vec(const std::string& name, int64_t n, const std::string& why) const {
+    const TensorInfo& t = tensor(name, {n}, why);
+    std::vector<float> out(n);
+    for (int64_t i = 0; i < n; ++i) {
+      switch (t.dtype) {
+        case DType::kF32: out[i] = reinterpret_cast<const float*>(t.data)[i]; break;
+        case DType::kBF16: out[i] = bf16_to_f32(reinterpret_cast<const uint16_t*>(t.data)[i]); break;
+        case DType::kF16: out[i] = f16_to_f32(reinterpret_cast<const uint16_t*>(t.data)[i]); break;
+        default:
+          throw CheckpointError(fmt::format("{}: '{}' has dtype {}; vectors must be F32, BF16 or F16", t.file, name,
+                                            dtype_name(t.dtype)));
+      }
+    }
+    return out;
+  }
+
+  Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias, const std::string& why) const {
+    Linear l{.weight = matrix(prefix + ".weight", out, in, why)};
+    if (bias) l.bias = vec(prefix + ".bias", out, why + ", attention_bias=true");
+    return l;
+  }
+
+  MlpWeights mlp(const std::string& p, int64_t width, const std::string& why) const {
+    const int64_t H = cfg_.hidden_size;
+    return {.gate_proj = matrix(p + ".gate_proj.weight", width, H, why),
+            .up_proj = matrix(p + ".up_proj.weight", width, H, why),
+            .down_proj = matrix(p + ".down_proj.weight", H, width, why)};
+  }
+
+  LayerWeights layer(int64_t i) const {
+    const DeepSeekConfig& c = cfg_;
+    const std::string p = fmt::format("model.layers.{}.", i);
+    const int64_t H = c.hidden_size, nh = c.num_attention_heads, dq = c.qk_head_dim(), r = c.kv_lora_rank;
+    const std::string hw = fmt::format("hidden_size={}", H);
+    LayerWeights l;
+    l.input_layernorm = vec(p + "input_layernorm.weight", H, hw);
+    l.post_attention_layernorm = vec(p + "post_attention_layernorm.weight", H, hw);
+    MlaWeights& a = l.self_attn;
+    const std::string aw = fmt::format("num_attention_heads={}, qk_nope_head_dim={}, qk_rope_head_dim={}, "
+                                       "v_head_dim={}, kv_lora_rank={}, hidden_size={}",
+                                       nh, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, r, H);
+    if (c.q_lora_rank) {
+      const int64_t rq = *c.q_lora_rank;
+      const std::string qw = aw + fmt::format(", q_lora_rank={}", rq);
+      a.q_a_proj = linear(p + "self_attn.q_a_proj", rq, H, c.attention_bias, qw);
+      a.q_a_layernorm = vec(p + "self_attn.q_a_layernorm.weight", rq, qw);
+      a.q_b_proj = linear(p + "self_attn.q_b_proj", nh * dq, rq, false, qw);
+    } else {
+      a.q_proj = linear(p + "self_attn.q_proj", nh * dq, H, false, aw);
+    }
+    a.kv_a_proj_with_mqa = linear(p + "self_attn.kv_a_proj_with_mqa", r + c.qk_rope_head_dim, H, c.attention_bias, aw);
+    a.kv_a_layernorm = vec(p + "self_attn.kv_a_layernorm.weight", r, aw);
+    a.kv_b_proj = matrix(p + "self_attn.kv_b_proj.weight", nh * (c.qk_nope_head_dim + c.v_head_dim), r, aw);
+    a.o_proj = linear(p + "self_attn.o_proj", H, nh * c.v_head_dim, c.attention_bias, aw);
+
+    if (c.is_moe_layer(i)) {
+      MoeWeights m;
+      const int64_t E = c.n_routed_experts, Im = c.moe_intermediate_size;
+      const std::string mw = fmt::format("n_routed_experts={}, moe_intermediate_size={}, hidden_size={}", E, Im, H);
+      m.gate = matrix(p + "mlp.gate.weight", E, H, mw);
+      if (c.topk_method == TopkMethod::kNoauxTc) {
+        const std::string bname = p + "mlp.gate.e_score_correction_bias";
+        m.e_score_correction_bias = vec(bname, E, mw + ", topk_method=noaux_tc");
+      }
+      for (int64_t e = 0; e < E; ++e) m.experts.push_back(mlp(fmt::format("{}mlp.experts.{}", p, e), Im, mw));
+      if (c.n_shared_experts > 0)
+        m.shared_experts = mlp(p + "mlp.shared_experts", Im * c.n_shared_experts,
+                               mw + fmt::format(", n_shared_experts={}", c.n_shared_experts));
+      l.moe = std::move(m);
+    } else {
+      l.mlp = mlp(p + "mlp", c.intermediate_size, fmt::format("intermediate_size={}, hidden_size={}",
+                                                               c.intermediate_size, H));
+    }
+    return l;
+  }
+
+  const Checkpoint& ckpt_;
+  const DeepSeekConfig& cfg_;
+};
+
+}  // namespace
+
+ModelWeights ModelWeights::bind(const Checkpoint& ckpt, const DeepSeekConfig& cfg) {
+  Binder b(ckpt, cfg);
+  const int64_t V = cfg.vocab_size, H = cfg.hidden_size;
+  const std::string vw = fmt::format("vocab_size={}, hidden_size={}", V, H);
+  ModelWeights w;
+  w.embed_tokens = b.matrix("model.embed_tokens.weight", V, H, vw);
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) w.layers.push_back(b.layer(i));
+  w.norm = b.vec("model.norm.weight", H, vw);
+  if (cfg.tie_word_embeddings) {
+    w.lm_head = w.embed_tokens;
+  } else {
+    w.lm_head = b.matrix("lm_head.weight", V, H, vw + ", tie_word_embeddings=false");
+  }
+  for (int64_t m = 0; m < cfg.num_nextn_predict_layers; ++m) {
+    const int64_t j = cfg.num_hidden_layers + m;
+    const std::string p = fmt::format("model.layers.{}.", j);
+    const std::string mw = vw + fmt::format(", num_nextn_predict_layers={}", cfg.num_nextn_predict_layers);
+    MtpWeights t;
+    t.embed_tokens = b.matrix(p + "embed_tokens.weight", V, H, mw);
+    t.enorm = b.vec(p + "enorm.weight", H, mw);
+    t.hnorm = b.vec(p + "hnorm.weight", H, mw);
+    t.eh_proj = b.matrix(p + "eh_proj.weight", H, 2 * H, mw);
+    t.shared_head_norm = b.vec(p + "shared_head.norm.weight", H, mw);
+    t.shared_head_head = b.matrix(p + "shared_head.head.weight", V, H, mw);
+    t.layer = b.layer(j);
+    w.mtp.push_back(std::move(t));
+  }
+  return w;
+}
+
+}  // namespace holdfast::model
