@@ -79,8 +79,10 @@ void add_generate_command(CLI::App& app) {
     m->forward(ctx, prompt, cache, model::MlaForm::kNaive, logits.data(), /*all_logits=*/false);
     const double prefill_s = seconds_since(t0);
     auto t1 = std::chrono::steady_clock::now();
+    // Checkpoints pad the embedding beyond the tokenizer (V3: 129280 rows, 128815 ids): never sample padding.
+    const int64_t n_sampled = tok ? std::min<int64_t>(tok->vocab_size(), cfg.vocab_size) : cfg.vocab_size;
     for (int64_t i = 0; i < o->max_tokens; ++i) {
-      const int32_t next = model::sample_token(logits, sp, rng);
+      const int32_t next = model::sample_token(std::span(logits).first(n_sampled), sp, rng);
       out_ids.push_back(next);
       const bool eos = std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), next) != cfg.eos_token_ids.end();
       if (!o->ids && tok && !eos) {

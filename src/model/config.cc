@@ -78,7 +78,9 @@ DeepSeekConfig DeepSeekConfig::from_json(const json& j, const std::string& sourc
   c.v_head_dim = r.get_int("v_head_dim", 128, 1);
   if (j.contains("n_routed_experts") && j["n_routed_experts"].is_null()) c.n_routed_experts = 0;
   else c.n_routed_experts = r.get_int("n_routed_experts", 256, 0);
-  c.n_shared_experts = r.get_int("n_shared_experts", 1, 0);
+  c.n_shared_experts = j.contains("n_shared_experts") && j["n_shared_experts"].is_null()
+                           ? 0
+                           : r.get_int("n_shared_experts", 1, 0);
   c.num_experts_per_tok = r.get_int("num_experts_per_tok", 8, 1);
   c.routed_scaling_factor = r.get_double("routed_scaling_factor", 2.5);
 
@@ -134,7 +136,7 @@ DeepSeekConfig DeepSeekConfig::from_json(const json& j, const std::string& sourc
     if (!(yc.factor > 0)) r.fail("rope_scaling.factor", fmt::format("must be > 0, got {}", yc.factor));
     yc.beta_fast = y.get_double("beta_fast", 32);
     yc.beta_slow = y.get_double("beta_slow", 1);
-    yc.mscale = y.get_double("mscale", 1);
+    yc.mscale = y.get_double("mscale", 0);  // absent = None in HF: falls back to mscale(f, 1)
     yc.mscale_all_dim = y.get_double("mscale_all_dim", 0);
     if (y.has("attention_factor")) yc.attention_factor = y.get_double("attention_factor", 1);
     yc.truncate = y.get_bool("truncate", true);

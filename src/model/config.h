@@ -16,7 +16,7 @@ struct YarnConfig {
   double factor = 1;
   int64_t original_max_position_embeddings = 0;
   double beta_fast = 32, beta_slow = 1;
-  double mscale = 1, mscale_all_dim = 0;
+  double mscale = 0, mscale_all_dim = 0;  // 0 = absent
   std::optional<double> attention_factor;
   bool truncate = true;
 };

@@ -54,7 +54,7 @@ const std::vector<uint8_t>& bmp_table() {
 
 }  // namespace
 
-uint8_t char_class(char32_t cp) {
+uint8_t char_class_non_ascii(char32_t cp) {
   if (cp < 0x10000) return bmp_table()[cp];
   if (cp > 0x10FFFF) return 0;  // kInvalidCodePoint
   return compute_class(cp);

@@ -16,7 +16,7 @@ enum CharClass : uint8_t {
 };
 
 // Bit set of CharClass for a code point; kInvalidCodePoint (an ill-formed byte) has none.
-uint8_t char_class(char32_t cp);
+uint8_t char_class_non_ascii(char32_t cp);
 
 // Oniguruma's \s: U+0009..U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F,
 // U+205F, U+3000. (Unlike JavaScript, not U+FEFF; unlike Python, not U+001C..U+001F.)
@@ -25,5 +25,29 @@ constexpr bool is_oniguruma_space(char32_t cp) {
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
          cp == 0x3000;
 }
+
+namespace detail {
+// ASCII general categories, fixed by Unicode: letters, digits (Nd), symbols $+<=>^`|~ (Sc/Sm/Sk), the other
+// printable non-alphanumerics are punctuation, and the \s characters.
+constexpr uint8_t ascii_class(char32_t c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) return kLetter;
+  if (c >= '0' && c <= '9') return kNumber;
+  if (is_oniguruma_space(c)) return kSpace;
+  if (c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' || c == '`' || c == '|' || c == '~') {
+    return kSymbol;
+  }
+  if (c > 0x20 && c < 0x7F) return kPunctuation;
+  return 0;  // controls
+}
+inline constexpr auto kAsciiClass = [] {
+  struct Table {
+    uint8_t v[128];
+  } t{};
+  for (char32_t c = 0; c < 128; ++c) t.v[c] = ascii_class(c);
+  return t;
+}();
+}  // namespace detail
+
+inline uint8_t char_class(char32_t cp) { return cp < 0x80 ? detail::kAsciiClass.v[cp] : char_class_non_ascii(cp); }
 
 }  // namespace holdfast::tokenizer

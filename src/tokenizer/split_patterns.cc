@@ -104,6 +104,8 @@ void split_with(std::string_view s, std::vector<std::string_view>& out, MatchAt 
 }
 
 size_t match_digits(std::string_view s, size_t pos) {
+  const auto b0 = static_cast<unsigned char>(s[pos]);
+  if (b0 < 0x80 && (b0 < '0' || b0 > '9')) return kNoMatch;  // fast path: ASCII non-digit
   size_t e = pos;
   for (int n = 0; n < 3 && e < s.size(); ++n) {
     const DecodedChar c = decode_utf8(s, e);
@@ -114,6 +116,9 @@ size_t match_digits(std::string_view s, size_t pos) {
 }
 
 size_t match_cjk_kana(std::string_view s, size_t pos) {
+  // U+3040..U+30FF and U+4E00..U+9FA5 have lead bytes E3 and E4..E9.
+  const auto b0 = static_cast<unsigned char>(s[pos]);
+  if (b0 < 0xE3 || b0 > 0xE9) return kNoMatch;
   size_t e = pos;
   while (e < s.size()) {
     const DecodedChar c = decode_utf8(s, e);
@@ -134,12 +139,13 @@ std::optional<SplitPattern> recognize_split_pattern(std::string_view regex) {
 
 void split_isolated(SplitPattern pattern, std::string_view piece, std::vector<std::string_view>& out) {
   switch (pattern) {
+    // Lambdas, so that each pattern gets its own inlined instantiation of split_with.
     case SplitPattern::kDigits:
-      return split_with(piece, out, match_digits);
+      return split_with(piece, out, [](std::string_view s, size_t pos) { return match_digits(s, pos); });
     case SplitPattern::kCjkKana:
-      return split_with(piece, out, match_cjk_kana);
+      return split_with(piece, out, [](std::string_view s, size_t pos) { return match_cjk_kana(s, pos); });
     case SplitPattern::kV3Words:
-      return split_with(piece, out, match_v3_words);
+      return split_with(piece, out, [](std::string_view s, size_t pos) { return match_v3_words(s, pos); });
   }
 }
 

@@ -47,9 +47,7 @@ Scan scan_utf8(std::string_view s, size_t pos) {
 
 }  // namespace
 
-DecodedChar decode_utf8(std::string_view s, size_t pos) {
-  const auto b0 = static_cast<uint8_t>(s[pos]);
-  if (b0 < 0x80) return {b0, 1};
+DecodedChar decode_utf8_multibyte(std::string_view s, size_t pos) {
   const Scan sc = scan_utf8(s, pos);
   if (!sc.complete) return {kInvalidCodePoint, 1};
   return {sc.cp, sc.len};

@@ -19,7 +19,11 @@ inline constexpr char32_t kInvalidCodePoint = 0xFFFFFFFF;
 
 // Decodes the code point starting at s[pos] (pos < s.size()). Overlong forms, surrogates and values above
 // U+10FFFF are ill-formed.
-DecodedChar decode_utf8(std::string_view s, size_t pos);
+DecodedChar decode_utf8_multibyte(std::string_view s, size_t pos);
+inline DecodedChar decode_utf8(std::string_view s, size_t pos) {
+  const auto b0 = static_cast<unsigned char>(s[pos]);
+  return b0 < 0x80 ? DecodedChar{b0, 1} : decode_utf8_multibyte(s, pos);
+}
 
 // Appends the UTF-8 encoding of cp (a valid scalar value) to out.
 void append_utf8(char32_t cp, std::string& out);

@@ -148,10 +148,10 @@ TEST(CheckpointTest, TensorMissingFromItsShard) {
 TEST(CheckpointTest, TensorInTheWrongShard) {
   TempDir d;
   write_sharded(d);
-  write_shard(d.file("model-00001-of-00002.safetensors"),
-              {"model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
-               "model.norm.weight2"},
-              1.0f);
+  write_shard(
+      d.file("model-00001-of-00002.safetensors"),
+      {"model.embed_tokens.weight", "model.layers.0.input_layernorm.weight", "model.norm.weight2"},
+      1.0f);
   write_text(d.file("model.safetensors.index.json"), R"({"weight_map": {
       "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
       "model.norm.weight2": "model-00002-of-00002.safetensors"}})");
@@ -181,7 +181,8 @@ TEST(CheckpointTest, IndexWithBadWeightMapValues) {
   write_sharded(d);
   write_text(d.file("model.safetensors.index.json"), R"({"weight_map": {"a": 3}})");
   EXPECT_THAT(open_error(d.path()), HasSubstr("weight_map['a'] must be a shard file name, got 3"));
-  write_text(d.file("model.safetensors.index.json"), R"({"weight_map": {"a": "../x.safetensors"}})");
+  write_text(d.file("model.safetensors.index.json"),
+             R"({"weight_map": {"a": "../x.safetensors"}})");
   EXPECT_THAT(open_error(d.path()), HasSubstr("weight_map['a'] = '../x.safetensors'"));
   write_text(d.file("model.safetensors.index.json"), R"({"weight_map": []})");
   EXPECT_THAT(open_error(d.path()), HasSubstr("'weight_map' must be an object"));
@@ -208,7 +209,8 @@ TEST(CheckpointTest, MissingDirectory) {
 TEST(CheckpointTest, EmptyDirectory) {
   TempDir d;
   write_text(d.file("config.json"), "{}");
-  EXPECT_EQ(open_error(d.path()), d.path() + ": no model.safetensors or model.safetensors.index.json");
+  EXPECT_EQ(open_error(d.path()),
+            d.path() + ": no model.safetensors or model.safetensors.index.json");
 }
 
 TEST(CheckpointTest, BareShardsWithoutIndexAreSortedAndMerged) {

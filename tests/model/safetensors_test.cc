@@ -1,6 +1,6 @@
-// safetensors reader/writer: round trips for every dtype, the writer's layout and atomic replace, and
-// one test per malformed-file case, each checking the exception type and that the message names the
-// file and the tensor or field at fault.
+// safetensors reader/writer: round trips for every dtype, the writer's layout and atomic replace,
+// and one test per malformed-file case, each checking the exception type and that the message names
+// the file and the tensor or field at fault.
 #include "model/weights/safetensors.h"
 
 #include <fcntl.h>
@@ -79,12 +79,12 @@ std::string open_error(const TempDir& dir, const std::string& json, size_t data_
   return "";
 }
 
-#define EXPECT_OPEN_FAILS(json, data_size, ...)                             \
-  do {                                                                      \
-    TempDir dir_;                                                           \
-    std::string msg_ = open_error(dir_, json, data_size);                   \
-    ASSERT_FALSE(msg_.empty()) << "expected CheckpointError for " << json;  \
-    EXPECT_THAT(msg_, HasSubstr(dir_.file("bad.safetensors") + ": "));      \
+#define EXPECT_OPEN_FAILS(json, data_size, ...)                                \
+  do {                                                                         \
+    TempDir dir_;                                                              \
+    std::string msg_ = open_error(dir_, json, data_size);                      \
+    ASSERT_FALSE(msg_.empty()) << "expected CheckpointError for " << json;     \
+    EXPECT_THAT(msg_, HasSubstr(dir_.file("bad.safetensors") + ": "));         \
     for (const char* want : {__VA_ARGS__}) EXPECT_THAT(msg_, HasSubstr(want)); \
   } while (0)
 
@@ -95,9 +95,10 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   return v;
 }
 
-constexpr DType kAllDTypes[] = {DType::kBool, DType::kU8,   DType::kI8,  DType::kF8E4M3, DType::kF8E5M2,
-                                DType::kI16,  DType::kU16,  DType::kF16, DType::kBF16,   DType::kI32,
-                                DType::kU32,  DType::kF32,  DType::kI64, DType::kU64,    DType::kF64};
+constexpr DType kAllDTypes[] = {DType::kBool,   DType::kU8,  DType::kI8,  DType::kF8E4M3,
+                                DType::kF8E5M2, DType::kI16, DType::kU16, DType::kF16,
+                                DType::kBF16,   DType::kI32, DType::kU32, DType::kF32,
+                                DType::kI64,    DType::kU64, DType::kF64};
 
 TEST(SafetensorsTest, RoundTripEveryDtypeScalarAndZeroSize) {
   TempDir dir;
@@ -193,7 +194,8 @@ TEST(SafetensorsTest, MetadataRoundTrip) {
   std::string path = dir.file("m.safetensors");
   w.write(path);
   auto f = SafetensorsFile::open(path);
-  EXPECT_EQ(f->metadata(), (std::map<std::string, std::string>{{"format", "pt"}, {"seed", "1234"}}));
+  EXPECT_EQ(f->metadata(),
+            (std::map<std::string, std::string>{{"format", "pt"}, {"seed", "1234"}}));
   EXPECT_EQ(f->tensors().size(), 1u);
 }
 
@@ -224,10 +226,11 @@ TEST(SafetensorsTest, OverwritesExistingFile) {
 
 TEST(SafetensorsTest, HandWrittenHeaderWithUnalignedStartAndTrailingSpaces) {
   TempDir dir;
-  // N = 95 is not a multiple of 8 and the header ends in spaces: both legal.
-  std::string json =
-      R"({"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"z":{"dtype":"I8","shape":[0],"data_offsets":[4,4]}})";
+  // The data start 8 + N is not a multiple of 8 and the header ends in spaces: both legal.
+  std::string json = R"({"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]},)"
+                     R"("z":{"dtype":"I8","shape":[0],"data_offsets":[4,4]}})";
   json += std::string(3, ' ');
+  ASSERT_NE((8 + json.size()) % 8, 0u);
   std::string path = dir.file("h.safetensors");
   write_bytes(path, le64(json.size()) + json + std::string("\x00\x00\x80\x3f", 4));
   auto f = SafetensorsFile::open(path);
@@ -252,7 +255,8 @@ TEST(SafetensorsTest, ZeroSizeTensorsMayShareAnOffset) {
 TEST(SafetensorsTest, UnknownEntryFieldsAreIgnored) {
   // The Rust crate ignores unknown fields inside an entry; so do we.
   EXPECT_NO_THROW(parse_safetensors_header(
-      R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":[1,2]}})", 1, "x.safetensors"));
+      R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":[1,2]}})", 1,
+      "x.safetensors"));
 }
 
 // ---- writer errors ----
@@ -326,7 +330,8 @@ TEST(SafetensorsTest, WriteIntoUnwritableDirectoryThrowsAndLeavesNoTmp) {
 }
 
 TEST(SafetensorsTest, FailedRenameRemovesTmp) {
-  // The target is a non-empty directory, so everything up to the rename succeeds and the rename fails.
+  // The target is a non-empty directory, so everything up to the rename succeeds and the rename
+  // fails.
   TempDir dir;
   std::string path = dir.file("model.safetensors");
   fs::create_directory(path);
@@ -518,8 +523,8 @@ TEST(SafetensorsTest, RejectsMissingDataOffsets) {
 }
 
 TEST(SafetensorsTest, RejectsDtypeOfWrongType) {
-  EXPECT_OPEN_FAILS(R"({"w": {"dtype": 4, "shape": [1], "data_offsets": [0, 4]}})", 4,
-                    "tensor 'w'", "dtype must be a string, got 4");
+  EXPECT_OPEN_FAILS(R"({"w": {"dtype": 4, "shape": [1], "data_offsets": [0, 4]}})", 4, "tensor 'w'",
+                    "dtype must be a string, got 4");
 }
 
 TEST(SafetensorsTest, RejectsUnknownDtype) {
@@ -566,7 +571,8 @@ TEST(SafetensorsTest, RejectsNumelOverflow) {
 }
 
 TEST(SafetensorsTest, RejectsDataOffsetsOfWrongType) {
-  for (const char* offs : {R"("0,4")", "[0]", "[0, 4, 8]", "[0.0, 4]", "[-4, 4]", "[0, null]", "{}"}) {
+  for (const char* offs :
+       {R"("0,4")", "[0]", "[0, 4, 8]", "[0.0, 4]", "[-4, 4]", "[0, null]", "{}"}) {
     std::string json =
         std::string(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": )") + offs + "}}";
     EXPECT_OPEN_FAILS(json, 4, "tensor 'w'", "data_offsets must be [begin, end]");
@@ -576,7 +582,8 @@ TEST(SafetensorsTest, RejectsDataOffsetsOfWrongType) {
 TEST(SafetensorsTest, RejectsSizeMismatch) {
   TempDir dir;
   std::string msg = open_error(
-      dir, R"({"model.norm.weight": {"dtype": "F32", "shape": [32], "data_offsets": [0, 64]}})", 64);
+      dir, R"({"model.norm.weight": {"dtype": "F32", "shape": [32], "data_offsets": [0, 64]}})",
+      64);
   EXPECT_EQ(msg, dir.file("bad.safetensors") +
                      ": tensor 'model.norm.weight': data_offsets [0, 64] hold 64 bytes but F32 "
                      "[32] needs 128");
@@ -590,9 +597,9 @@ TEST(SafetensorsTest, RejectsBeginAfterEnd) {
 TEST(SafetensorsTest, RejectsRangeBeyondDataSection) {
   EXPECT_OPEN_FAILS(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 12,
                     "tensor 'w'", "[0, 16]", "data section of 12 bytes");
-  EXPECT_OPEN_FAILS(
-      R"({"w": {"dtype": "U8", "shape": [0], "data_offsets": [18446744073709551615, 18446744073709551615]}})",
-      0, "tensor 'w'", "beyond the data section");
+  EXPECT_OPEN_FAILS(R"({"w": {"dtype": "U8", "shape": [0], )"
+                    R"("data_offsets": [18446744073709551615, 18446744073709551615]}})",
+                    0, "tensor 'w'", "beyond the data section");
 }
 
 TEST(SafetensorsTest, RejectsOverlap) {
@@ -627,7 +634,8 @@ TEST(SafetensorsTest, RejectsDuplicateTensorKeys) {
   EXPECT_OPEN_FAILS(R"({"w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
                        "w": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}})",
                     8, "tensor 'w'", "appears twice");
-  EXPECT_OPEN_FAILS(R"({"__metadata__": {}, "__metadata__": {}})", 0, "'__metadata__' appears twice");
+  EXPECT_OPEN_FAILS(R"({"__metadata__": {}, "__metadata__": {}})", 0,
+                    "'__metadata__' appears twice");
   EXPECT_OPEN_FAILS(R"({"__metadata__": {"k": "a", "k": "b"}})", 0, "__metadata__",
                     "duplicate key 'k'");
 }

@@ -4,7 +4,7 @@
   /usr/bin/python3 tests/oracle/gen_checkpoint.py --config CFG.json --out DIR --seed N \
       --dtype f32|bf16|f16|fp8 [--shards K] [--stray-inv-freq]
 
-Distributions: linear N(0, 1/fan_in); router N(0, 4/H); embeddings N(0, 1) (N(0, 1/H) when tied);
+Distributions: linear N(0, 1/fan_in) (lm_head included); router N(0, 4/H); embeddings N(0, 1) (N(0, 1/H) when tied);
 norm weights 1 + 0.2 N(0, 1); e_score_correction_bias U[0, 0.25); attention biases 0.1 N(0, 1);
 MTP embed_tokens / shared_head.head are copies of the main embedding / head.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import struct
 import sys
 from typing import Dict, List, Tuple
@@ -79,7 +78,7 @@ def inventory(args: ModelArgs) -> List[Tuple[str, Tuple[int, ...], str]]:
         out += layer(i)
     out.append(("model.norm.weight", (H,), "norm"))
     if not args.tie_embeddings:
-        out.append(("lm_head.weight", (V, H), "embed"))
+        out.append(("lm_head.weight", (V, H), "linear"))  # a linear layer: N(0, 1/H)
     head = "model.embed_tokens.weight" if args.tie_embeddings else "lm_head.weight"
     for m in range(args.n_mtp):
         j = args.n_layers + m

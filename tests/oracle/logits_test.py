@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, HERE)
 import deepseek_ref as ref  # noqa: E402
 import gen_checkpoint as gen  # noqa: E402

@@ -73,7 +73,7 @@ const FIXED = [
   // whitespace class edge cases (Oniguruma vs JS/Python)
   "a\u0085b", "a\u0085\u0085b", "\u0085", " \u0085 x", "a\u0085\n", "x \u0085",
   "\ufeffHello", "a\ufeff b", "a\ufeff\nb", "\ufeff\ufeff", " \ufeff", "x\ufeff  \n",
-  "a\u001cb\u001dc\u001ed\u001ff", "a\u200bb", "\u200b \u200b", "zero\u200bwidth\u200cjoiner\u200dtest",
+  "a\u001cb\u001dc\u001ed\u001ff", "\u001c\n", "a\u001f\u001f\n", "a\u200bb", "\u200b \u200b", "zero\u200bwidth\u200cjoiner\u200dtest",
   // emoji
   "😀😃😄", "👍🏽 👋🏿", "👨‍👩‍👧‍👦 family", "🏳️‍🌈 flag", "🇺🇸🇯🇵🇩🇪", "❤️ ✨ ⭐", "I ❤ NY", "🤖: beep boop",
   "#️⃣ 1️⃣ keycaps", "😀a😀 b 😀", "🧑🏻‍💻 coder",

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/char_class.h"
 #include "tokenizer/split_patterns.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -291,6 +292,18 @@ TEST(SplitPatterns, Recognized) {
   EXPECT_FALSE(recognize_split_pattern("\\p{N}{1,2}"));
 }
 
+TEST(CharClass, AsciiTableMatchesIcu) {
+  for (char32_t cp = 0; cp < 0x80; ++cp) EXPECT_EQ(char_class(cp), char_class_non_ascii(cp)) << static_cast<uint32_t>(cp);
+  EXPECT_EQ(char_class(0x85), kSpace);
+  EXPECT_EQ(char_class(0xFEFF), 0);
+  EXPECT_EQ(char_class(0x4E2D), kLetter);
+  EXPECT_EQ(char_class(0x2460), kNumber);
+  EXPECT_EQ(char_class(0x301), kMark);
+  EXPECT_EQ(char_class(0x1F600), kSymbol);
+  EXPECT_EQ(char_class(0x3000), kSpace);
+  EXPECT_EQ(char_class(kInvalidCodePoint), 0);
+}
+
 TEST(SplitPatterns, Oniguruma) {
   using V = std::vector<std::string>;
   EXPECT_EQ(split_all("a   b"), (V{"a", "  ", " b"}));                       // \s+(?!\S) backs off one char
@@ -310,6 +323,7 @@ TEST(SplitPatterns, Oniguruma) {
   EXPECT_EQ(split_all("a\u200B b"), (V{"a", "\u200B", " b"}));                // nor U+200B
   EXPECT_EQ(split_all("x\u3000\u3000y"), (V{"x", "\u3000", "\u3000y"}));
   EXPECT_EQ(split_all("\x01\x02"), (V{"\x01\x02"}));                          // unmatched gap stays one piece
+  EXPECT_EQ(split_all("\x1c\n"), (V{"\x1c", "\n"}));  // U+001C is not \s (Python's `regex` module says it is)
 }
 
 // ---------------------------------------------------------------------------------------------------------

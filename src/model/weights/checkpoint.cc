@@ -1,5 +1,5 @@
-// Checkpoint directory resolution (MODEL-SPEC §2.1): index + shards, a single model.safetensors, or
-// any *.safetensors files. config.json is parsed elsewhere (model/config.cc).
+// Checkpoint directory resolution (MODEL-SPEC §2.1): index + shards, a single model.safetensors,
+// or any *.safetensors files. config.json is parsed elsewhere (model/config.cc).
 #include "model/weights/checkpoint.h"
 
 #include <fmt/format.h>
@@ -56,9 +56,10 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
   auto it = j.find("weight_map");
   if (it == j.end()) throw CheckpointError(fmt::format("{}: missing 'weight_map'", index_path));
   if (!it->is_object())
-    throw CheckpointError(fmt::format("{}: 'weight_map' must be an object of tensor name -> shard "
-                                      "file, got {}",
-                                      index_path, it->type_name()));
+    throw CheckpointError(
+        fmt::format("{}: 'weight_map' must be an object of tensor name -> shard "
+                    "file, got {}",
+                    index_path, it->type_name()));
   std::map<std::string, std::string> map;
   for (const auto& [name, shard] : it->items()) {
     if (!shard.is_string())
@@ -83,8 +84,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(root, ec))
     throw CheckpointError(fmt::format("{}: checkpoint directory does not exist", dir));
-  if (!fs::is_directory(root, ec))
-    throw CheckpointError(fmt::format("{}: not a directory", dir));
+  if (!fs::is_directory(root, ec)) throw CheckpointError(fmt::format("{}: not a directory", dir));
 
   const std::string index_path = (root / "model.safetensors.index.json").string();
   const std::string single_path = (root / "model.safetensors").string();
@@ -98,9 +98,9 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     for (const auto& [shard, name] : first_tensor) {
       std::string p = (root / shard).string();
       if (!file_exists(p))
-        throw CheckpointError(fmt::format(
-            "{}: weight_map maps tensor '{}' to shard '{}', but {} does not exist", index_path, name,
-            shard, p));
+        throw CheckpointError(
+            fmt::format("{}: weight_map maps tensor '{}' to shard '{}', but {} does not exist",
+                        index_path, name, shard, p));
       paths.push_back(p);
     }
   } else if (file_exists(single_path)) {
@@ -131,12 +131,12 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     std::string p = (root / shard).string();
     auto it = ck.by_name_.find(name);
     if (it == ck.by_name_.end() || it->second->file != p)
-      throw CheckpointError(fmt::format("{}: weight_map maps tensor '{}' to shard '{}', but {} has "
-                                        "no tensor '{}'{}",
-                                        index_path, name, shard, p, name,
-                                        it == ck.by_name_.end()
-                                            ? std::string()
-                                            : fmt::format(" (it is in {})", it->second->file)));
+      throw CheckpointError(
+          fmt::format("{}: weight_map maps tensor '{}' to shard '{}', but {} has "
+                      "no tensor '{}'{}",
+                      index_path, name, shard, p, name,
+                      it == ck.by_name_.end() ? std::string()
+                                              : fmt::format(" (it is in {})", it->second->file)));
   }
   return ck;
 }

@@ -40,10 +40,14 @@ size_t find_invalid_utf8(std::string_view s) {
     }
     size_t len;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return i;
+    if ((c & 0xE0) == 0xC0)
+      len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      len = 4, cp = c & 0x07;
+    else
+      return i;
     if (n - i < len) return i;
     for (size_t k = 1; k < len; ++k) {
       if ((p[i + k] & 0xC0) != 0x80) return i;
@@ -165,7 +169,8 @@ HeaderEntry parse_entry(const std::string& name, const json& v, uint64_t data_si
                                d.get<uint64_t>()));
       e.shape.push_back(d.get<int64_t>());
     } else if (d.is_number_integer()) {
-      throw fail(fmt::format("shape {}: dim {} is negative ({})", excerpt(js), i, d.get<int64_t>()));
+      throw fail(
+          fmt::format("shape {}: dim {} is negative ({})", excerpt(js), i, d.get<int64_t>()));
     } else {
       throw fail(fmt::format("shape {}: dim {} must be a non-negative integer, got {}", excerpt(js),
                              i, excerpt(d)));
@@ -210,8 +215,9 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
                                            const std::string& path) {
   size_t bad = find_invalid_utf8(header_json);
   if (bad != std::string_view::npos)
-    throw CheckpointError(fmt::format("{}: header is not valid UTF-8 (byte 0x{:02x} at header offset {})",
-                                      path, uint8_t(header_json[bad]), bad));
+    throw CheckpointError(
+        fmt::format("{}: header is not valid UTF-8 (byte 0x{:02x} at header offset {})", path,
+                    uint8_t(header_json[bad]), bad));
   // nlohmann's lexer takes a NUL byte for the end of input and would ignore whatever follows it.
   size_t nul = header_json.find('\0');
   if (nul != std::string_view::npos)
@@ -230,8 +236,9 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
                                           path, excerpt(value)));
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string())
-          throw CheckpointError(fmt::format(
-              "{}: __metadata__ must be a string->string map; key '{}' holds {}", path, mk, excerpt(mv)));
+          throw CheckpointError(
+              fmt::format("{}: __metadata__ must be a string->string map; key '{}' holds {}", path,
+                          mk, excerpt(mv)));
         h.metadata[mk] = mv.get<std::string>();
       }
       continue;
@@ -239,7 +246,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
     h.entries.push_back(parse_entry(key, value, data_size, path));
   }
 
-  // The ranges must tile [0, data_size) exactly: sorted by offset, each begins where the last ended.
+  // The ranges must tile [0, data_size) exactly: sorted by offset, each begins where the last
+  // ended.
   std::sort(h.entries.begin(), h.entries.end(), [](const HeaderEntry& a, const HeaderEntry& b) {
     return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
@@ -247,9 +255,9 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   const HeaderEntry* prev = nullptr;
   for (const HeaderEntry& e : h.entries) {
     if (e.begin < cursor)
-      throw CheckpointError(fmt::format(
-          "{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' at [{}, {}]", path, e.name,
-          e.begin, e.end, prev->name, prev->begin, prev->end));
+      throw CheckpointError(
+          fmt::format("{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' at [{}, {}]",
+                      path, e.name, e.begin, e.end, prev->name, prev->begin, prev->end));
     if (e.begin > cursor)
       throw CheckpointError(fmt::format(
           "{}: tensor '{}': data_offsets [{}, {}] leave a hole: bytes [{}, {}) of the data section "
@@ -291,8 +299,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   int map_err = errno;
   ::close(fd);
   if (map == MAP_FAILED)
-    throw CheckpointError(fmt::format("{}: mmap of {} bytes failed: {}", path, file_size,
-                                      errno_str(map_err)));
+    throw CheckpointError(
+        fmt::format("{}: mmap of {} bytes failed: {}", path, file_size, errno_str(map_err)));
   f->map_ = map;
   f->map_size_ = file_size;
   const auto* base = static_cast<const uint8_t*>(map);
@@ -300,8 +308,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | base[i];  // little-endian u64
   if (n > kMaxHeaderBytes)
-    throw CheckpointError(fmt::format("{}: header length {} is absurd (limit {} bytes)", path, n,
-                                      kMaxHeaderBytes));
+    throw CheckpointError(
+        fmt::format("{}: header length {} is absurd (limit {} bytes)", path, n, kMaxHeaderBytes));
   if (n > file_size - 8)
     throw CheckpointError(fmt::format(
         "{}: header length {} runs past the end of the file ({} bytes, so at most {} available)",
@@ -343,9 +351,10 @@ void SafetensorsWriter::add(std::string name, DType dtype, std::vector<int64_t> 
     throw Error(fmt::format("safetensors writer: duplicate tensor '{}'", name));
   uint64_t numel, n_bytes;
   if (!checked_bytes(shape, dtype_size(dtype), &numel, &n_bytes))
-    throw Error(fmt::format("safetensors writer: tensor '{}': shape {} has a negative dim or too "
-                            "many elements",
-                            name, shape_to_str(shape)));
+    throw Error(
+        fmt::format("safetensors writer: tensor '{}': shape {} has a negative dim or too "
+                    "many elements",
+                    name, shape_to_str(shape)));
   if (bytes.size() != n_bytes)
     throw Error(fmt::format("safetensors writer: tensor '{}': {} bytes given but {} {} needs {}",
                             name, bytes.size(), dtype_name(dtype), shape_to_str(shape), n_bytes));
@@ -356,8 +365,8 @@ void SafetensorsWriter::add(std::string name, DType dtype, std::vector<int64_t> 
 void SafetensorsWriter::set_metadata(std::string key, std::string value) {
   if (find_invalid_utf8(key) != std::string_view::npos ||
       find_invalid_utf8(value) != std::string_view::npos)
-    throw Error(fmt::format("safetensors writer: __metadata__ key '{}' or its value is not valid UTF-8",
-                            key));
+    throw Error(fmt::format(
+        "safetensors writer: __metadata__ key '{}' or its value is not valid UTF-8", key));
   metadata_[std::move(key)] = std::move(value);
 }
 
@@ -380,7 +389,8 @@ void write_all(int fd, const void* data, size_t n, const std::string& path) {
 }  // namespace
 
 void SafetensorsWriter::write_fd(int fd, const std::string& path) const {
-  // Descending alignment, then name: with an 8-aligned data start every tensor is naturally aligned.
+  // Descending alignment, then name: with an 8-aligned data start every tensor is naturally
+  // aligned.
   std::vector<const Pending*> order;
   order.reserve(tensors_.size());
   for (const Pending& t : tensors_) order.push_back(&t);
@@ -420,8 +430,7 @@ void SafetensorsWriter::write_fd(int fd, const std::string& path) const {
 void SafetensorsWriter::write(const std::string& path) const {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw Error(fmt::format("{}: cannot create {}: {}", path, tmp, errno_str(errno)));
+  if (fd < 0) throw Error(fmt::format("{}: cannot create {}: {}", path, tmp, errno_str(errno)));
   try {
     write_fd(fd, path);
     if (fsync(fd) != 0) throw Error(fmt::format("{}: fsync failed: {}", path, errno_str(errno)));

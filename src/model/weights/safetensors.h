@@ -73,14 +73,14 @@ class SafetensorsFile {
 class SafetensorsWriter {
  public:
   // Copies nothing: `bytes` must stay alive until write() returns. Throws Error on a duplicate or
-  // reserved name, a negative dim, or `bytes.size() != numel * dtype_size(dtype)`.
+  // reserved name, a negative dim, or bytes.size() != numel * dtype_size(dtype).
   void add(std::string name, DType dtype, std::vector<int64_t> shape, std::span<const uint8_t> bytes);
   void set_metadata(std::string key, std::string value);
   // Writes to `path + ".tmp"`, fsyncs, renames over `path`: a crash never leaves a half file at `path`.
   // Throws Error naming the file on any I/O failure (e.g. disk full), removing the temp file.
   void write(const std::string& path) const;
-  // The whole file (length, header, data) written to an open descriptor, without fsync. Throws Error
-  // naming `path` on a failed write (ENOSPC, EIO, ...). write() uses it; tests point it at /dev/full.
+  // The whole file (length, header, data) written to an open descriptor, without fsync. Throws
+  // Error naming `path` on a failed write (ENOSPC, EIO, ...). write() uses it; tests use /dev/full.
   void write_fd(int fd, const std::string& path) const;
 
  private:

@@ -1,0 +1,176 @@
+// kernels::matmul / matmul_nn / matvec against a double-precision scalar reference, for every weight
+// dtype, odd sizes, strides, accumulation, FP8 row slices, and every Highway target this CPU runs.
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/ops.h"
+
+namespace holdfast::kernels {
+namespace {
+
+// Tolerance relative to the sum of |x·w| terms: F32 accumulation over up to ~1000 terms.
+constexpr double kRelTol = 2e-5;
+
+struct TestWeight {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;  // FP8
+  std::vector<double> value;  // exact dequantized values [rows, cols]
+  WeightRef ref() const {
+    WeightRef w{.dtype = dtype, .data = bytes.data(), .rows = rows, .cols = cols};
+    if (dtype == DType::kF8E4M3) {
+      w.scale_inv = scales.data();
+      w.scale_cols = (cols + 127) / 128;
+    }
+    return w;
+  }
+};
+
+TestWeight make_weight(DType dtype, int64_t rows, int64_t cols, Rng& rng) {
+  TestWeight t{dtype, rows, cols};
+  t.bytes.resize(rows * cols * dtype_size(dtype));
+  t.value.resize(rows * cols);
+  const int64_t sr = (rows + 127) / 128, sc = (cols + 127) / 128;
+  if (dtype == DType::kF8E4M3) {
+    t.scales.resize(sr * sc);
+    for (auto& s : t.scales) s = float(0.001 + 0.01 * rng.uniform());
+  }
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float x = float(rng.normal());
+    switch (dtype) {
+      case DType::kF32:
+        reinterpret_cast<float*>(t.bytes.data())[i] = x;
+        t.value[i] = x;
+        break;
+      case DType::kBF16: {
+        const uint16_t b = f32_to_bf16(x);
+        reinterpret_cast<uint16_t*>(t.bytes.data())[i] = b;
+        t.value[i] = bf16_to_f32(b);
+        break;
+      }
+      case DType::kF16: {
+        // Draw an exactly representable half: sign, exponent in [-4, 3], 10-bit mantissa.
+        const uint16_t h = uint16_t((rng.next_u64() & 0x83FF) | ((11 + rng.next_u64() % 8) << 10));
+        reinterpret_cast<uint16_t*>(t.bytes.data())[i] = h;
+        t.value[i] = f16_to_f32(h);
+        break;
+      }
+      case DType::kF8E4M3: {
+        const uint8_t q = f32_to_f8e4m3(x * 50);
+        t.bytes[i] = q;
+        t.value[i] = double(f8e4m3_to_f32(q)) * t.scales[(i / cols / 128) * sc + (i % cols) / 128];
+        break;
+      }
+      default: break;
+    }
+  }
+  return t;
+}
+
+void check_matmul(DType dtype, int64_t n, int64_t rows, int64_t cols, bool accumulate, Context& ctx, Rng& rng) {
+  TestWeight w = make_weight(dtype, rows, cols, rng);
+  const int64_t ldx = cols + 3, ldy = rows + 5;  // strided rows
+  std::vector<float> x(n * ldx), y(n * ldy);
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : y) v = float(rng.normal());
+  std::vector<float> y0 = y;
+  matmul(ctx, x.data(), n, w.ref(), y.data(), accumulate, ldx, ldy);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = accumulate ? y0[t * ldy + r] : 0, mag = std::fabs(ref);
+      for (int64_t c = 0; c < cols; ++c) {
+        ref += double(x[t * ldx + c]) * w.value[r * cols + c];
+        mag += std::fabs(double(x[t * ldx + c]) * w.value[r * cols + c]);
+      }
+      ASSERT_NEAR(y[t * ldy + r], ref, kRelTol * mag + 1e-30)
+          << dtype_name(dtype) << " n=" << n << " rows=" << rows << " cols=" << cols << " at " << t << "," << r;
+    }
+  for (int64_t t = 0; t < n; ++t)  // padding between strided rows is untouched
+    for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], y0[t * ldy + r]);
+}
+
+TEST(Matmul, AllDtypesShapesAndTargets) {
+  Context ctx(2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    Rng rng{static_cast<uint64_t>(target)};
+    for (DType dt : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3})
+      for (int64_t n : {1, 2, 3, 17})
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 64}, {130, 257}, {300, 96}})
+          for (bool acc : {false, true}) check_matmul(dt, n, rows, cols, acc, ctx, rng);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Matmul, Fp8RowSliceKeepsBlockScales) {
+  Context ctx(1);
+  Rng rng(5);
+  TestWeight w = make_weight(DType::kF8E4M3, 300, 200, rng);
+  const WeightRef slice = w.ref().row_slice(130, 100);  // crosses the block boundary at row 256
+  std::vector<float> x(200), y(100);
+  for (auto& v : x) v = float(rng.normal());
+  matmul(ctx, x.data(), 1, slice, y.data());
+  for (int64_t r = 0; r < 100; ++r) {
+    double ref = 0;
+    for (int64_t c = 0; c < 200; ++c) ref += double(x[c]) * w.value[(130 + r) * 200 + c];
+    ASSERT_NEAR(y[r], ref, 1e-4 * (1 + std::fabs(ref))) << r;
+  }
+}
+
+TEST(Matmul, NoTransposeForm) {
+  Context ctx(2);
+  Rng rng(9);
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    TestWeight w = make_weight(dt, 24, 40, rng);  // x [n, 24] · W [24, 40]
+    const int64_t n = 5;
+    std::vector<float> x(n * 24), y(n * 40);
+    for (auto& v : x) v = float(rng.normal());
+    matmul_nn(ctx, x.data(), n, w.ref(), y.data());
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = 0; c < 40; ++c) {
+        double ref = 0;
+        for (int64_t r = 0; r < 24; ++r) ref += double(x[t * 24 + r]) * w.value[r * 40 + c];
+        ASSERT_NEAR(y[t * 40 + c], ref, 1e-4);
+      }
+  }
+}
+
+TEST(Ops, RmsnormSoftmaxSiluRope) {
+  const float x[4] = {1, -2, 3, -4}, w[4] = {1, 0.5f, 2, 1};
+  float y[4];
+  rmsnorm_forward(x, w, 1, 4, 1e-6f, y);
+  const double inv = 1 / std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i], w[i] * x[i] * inv, 1e-6);
+
+  float s[5] = {1, 2, 3, 100, -7};
+  const int64_t valid = 3;
+  softmax_rows(s, 1, 5, 5, &valid);
+  const double z = std::exp(1) + std::exp(2) + std::exp(3);
+  EXPECT_NEAR(s[0], std::exp(1) / z, 1e-6);
+  EXPECT_NEAR(s[2], std::exp(3) / z, 1e-6);
+  EXPECT_EQ(s[3], 0.0f);
+  EXPECT_EQ(s[4], 0.0f);
+
+  const float g[2] = {0.5f, -3}, u[2] = {2, 1};
+  float o[2];
+  silu_mul(g, u, 2, o);
+  EXPECT_NEAR(o[0], 0.5 / (1 + std::exp(-0.5)) * 2, 1e-6);
+  EXPECT_NEAR(o[1], -3 / (1 + std::exp(3.0)), 1e-6);
+
+  float r[4] = {1, 2, 3, 4};
+  const float c[2] = {0.5f, 0}, sn[2] = {0.25f, 1};
+  rope_interleaved(r, 4, c, sn);  // pairs (1,2) and (3,4) rotate independently
+  EXPECT_NEAR(r[0], 1 * 0.5 - 2 * 0.25, 1e-6);
+  EXPECT_NEAR(r[1], 1 * 0.25 + 2 * 0.5, 1e-6);
+  EXPECT_NEAR(r[2], -4, 1e-6);
+  EXPECT_NEAR(r[3], 3, 1e-6);
+}
+
+}  // namespace
+}  // namespace holdfast::kernels
