@@ -2,6 +2,7 @@
 // explicitly; never fans out at the same time as OpenBLAS (callers run one or the other).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -31,8 +32,8 @@ class ThreadPool {
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(size_t, size_t, int)>* job_ = nullptr;
   size_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
 };
 
