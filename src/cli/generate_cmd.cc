@@ -61,7 +61,7 @@ void add_generate_command(CLI::App& app) {
       prompt = parse_token_rows(o->prompt_ids).at(0);
     } else if (o->chat) {
       std::vector<tokenizer::ChatMessage> msgs = {{.role = "user", .content = o->prompt}};
-      prompt = tok->encode(tokenizer::render_chat(msgs, tokenizer::ChatStyle::kV3, true));
+      prompt = tok->encode(tokenizer::render_chat(msgs, tokenizer::detect_chat_style(o->model), true));
     } else {
       prompt = tok->encode(o->prompt, /*add_bos=*/true);
     }

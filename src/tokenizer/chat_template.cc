@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 
 namespace holdfast::tokenizer {
@@ -85,6 +88,14 @@ std::string render_chat(std::span<const ChatMessage> messages, ChatStyle style, 
   if (is_tool) out += "<｜tool▁outputs▁end｜>";
   if (add_generation_prompt && !is_tool) out += style == ChatStyle::kR1 ? "<｜Assistant｜><think>\n" : kAssistant;
   return out;
+}
+
+ChatStyle detect_chat_style(const std::string& model_dir) {
+  std::ifstream in(model_dir + "/tokenizer_config.json");
+  if (!in) return ChatStyle::kV3;
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("chat_template") || !j["chat_template"].is_string()) return ChatStyle::kV3;
+  return j["chat_template"].get<std::string>().find("<think>") != std::string::npos ? ChatStyle::kR1 : ChatStyle::kV3;
 }
 
 }  // namespace holdfast::tokenizer

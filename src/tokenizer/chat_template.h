@@ -28,6 +28,10 @@ enum class ChatStyle {
         // earlier assistant turns
 };
 
+// The style a model directory's tokenizer_config.json asks for: R1 when its chat_template opens a
+// "<think>" block in the generation prompt, else V3 (also when the file is absent or unreadable).
+ChatStyle detect_chat_style(const std::string& model_dir);
+
 // Throws holdfast::InputError when a user, system or tool message, or an assistant message without tool calls,
 // has no content.
 std::string render_chat(std::span<const ChatMessage> messages, ChatStyle style, bool add_generation_prompt);
