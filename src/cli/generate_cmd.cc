@@ -58,7 +58,9 @@ void add_generate_command(CLI::App& app) {
 
     std::vector<int32_t> prompt;
     if (!o->prompt_ids.empty()) {
-      prompt = parse_token_rows(o->prompt_ids).at(0);
+      const auto rows = parse_token_rows(o->prompt_ids, "--prompt-ids");
+      if (rows.size() != 1) throw InputError("--prompt-ids: give one sequence (no ';')");
+      prompt = rows[0];
     } else if (o->chat) {
       std::vector<tokenizer::ChatMessage> msgs = {{.role = "user", .content = o->prompt}};
       prompt = tok->encode(tokenizer::render_chat(msgs, tokenizer::detect_chat_style(o->model), true));

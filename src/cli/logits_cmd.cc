@@ -24,7 +24,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--mtp-out", opts->mtp_out, "Also write MTP module 1 logits [B,S-1,V] here");
   cmd->add_option("--threads", opts->threads, "Worker threads")->check(CLI::Range(1, 256));
   cmd->callback([opts] {
-    const auto rows = parse_token_rows(opts->tokens);
+    const auto rows = parse_token_rows(opts->tokens, "--tokens");
     auto m = model::Model::load(opts->model);
     const auto& cfg = m->config();
     if (!opts->mtp_out.empty() && cfg.num_nextn_predict_layers < 1)

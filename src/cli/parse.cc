@@ -8,7 +8,7 @@
 
 namespace holdfast::cli {
 
-std::vector<std::vector<int32_t>> parse_token_rows(const std::string& text) {
+std::vector<std::vector<int32_t>> parse_token_rows(const std::string& text, const std::string& flag) {
   std::vector<std::vector<int32_t>> rows(1);
   size_t i = 0;
   while (i <= text.size()) {
@@ -20,7 +20,7 @@ std::vector<std::vector<int32_t>> parse_token_rows(const std::string& text) {
     int64_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
     if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < INT32_MIN || v > INT32_MAX)
-      throw InputError(fmt::format("--tokens: '{}' is not an integer token id (row {}, item {})", item, rows.size(),
+      throw InputError(fmt::format("{}: '{}' is not an integer token id (row {}, item {})", flag, item, rows.size(),
                                    rows.back().size() + 1));
     rows.back().push_back(int32_t(v));
     if (end < text.size() && text[end] == ';') rows.emplace_back();
@@ -28,7 +28,7 @@ std::vector<std::vector<int32_t>> parse_token_rows(const std::string& text) {
   }
   for (size_t r = 1; r < rows.size(); ++r)
     if (rows[r].size() != rows[0].size())
-      throw InputError(fmt::format("--tokens: rows must have equal lengths; row 1 has {}, row {} has {}",
+      throw InputError(fmt::format("{}: rows must have equal lengths; row 1 has {}, row {} has {}", flag,
                                    rows[0].size(), r + 1, rows[r].size()));
   return rows;
 }

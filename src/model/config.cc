@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -17,19 +19,29 @@ using nlohmann::json;
 struct Reader {
   const json& j;
   const std::string& source;
+  std::string prefix = "";  // "rope_scaling." for nested objects
 
   [[noreturn]] void fail(const std::string& key, const std::string& why) const {
-    throw ConfigError(fmt::format("{}: '{}' {}", source, key, why));
+    throw ConfigError(fmt::format("{}: '{}{}' {}", source, prefix, key, why));
   }
   bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
 
   int64_t get_int(const char* key, int64_t def, int64_t min_value) const {
     if (!has(key)) return def;
     const json& v = j[key];
-    int64_t x;
-    if (v.is_number_integer()) x = v.get<int64_t>();
-    else if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) x = int64_t(v.get<double>());
-    else fail(key, fmt::format("must be an integer, got {}", v.dump()));
+    int64_t x = 0;
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+      fail(key, fmt::format("is out of range, got {}", v.dump()));
+    if (v.is_number_integer()) {
+      x = v.get<int64_t>();
+    } else if (v.is_number_float()) {
+      const double d = v.get<double>();  // range-check before the cast: out-of-range casts are UB
+      if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::floor(d))
+        fail(key, fmt::format("must be an integer, got {}", v.dump()));
+      x = int64_t(d);
+    } else {
+      fail(key, fmt::format("must be an integer, got {}", v.dump()));
+    }
     if (x < min_value) fail(key, fmt::format("must be >= {}, got {}", min_value, x));
     return x;
   }
@@ -126,14 +138,14 @@ DeepSeekConfig DeepSeekConfig::from_json(const json& j, const std::string& sourc
     const json& rs = j["rope_scaling"];
     std::string where = "rope_scaling";
     if (!rs.is_object()) r.fail(where, fmt::format("must be null or an object, got {}", rs.dump()));
-    Reader y{rs, source};
+    Reader y{rs, source, "rope_scaling."};
     std::string type = y.has("type") ? y.get_string("type", "") : y.get_string("rope_type", "");
-    if (type != "yarn") r.fail("rope_scaling.type", fmt::format("only \"yarn\" is supported, got \"{}\"", type));
+    if (type != "yarn") y.fail("type", fmt::format("only \"yarn\" is supported, got \"{}\"", type));
     YarnConfig yc;
     yc.original_max_position_embeddings =
         y.get_int("original_max_position_embeddings", c.max_position_embeddings, 1);
     yc.factor = y.get_double("factor", double(c.max_position_embeddings) / yc.original_max_position_embeddings);
-    if (!(yc.factor > 0)) r.fail("rope_scaling.factor", fmt::format("must be > 0, got {}", yc.factor));
+    if (!(yc.factor > 0)) y.fail("factor", fmt::format("must be > 0, got {}", yc.factor));
     yc.beta_fast = y.get_double("beta_fast", 32);
     yc.beta_slow = y.get_double("beta_slow", 1);
     yc.mscale = y.get_double("mscale", 0);  // absent = None in HF: falls back to mscale(f, 1)
@@ -145,11 +157,11 @@ DeepSeekConfig DeepSeekConfig::from_json(const json& j, const std::string& sourc
   if (r.has("quantization_config")) {
     const json& q = j["quantization_config"];
     if (!q.is_object()) r.fail("quantization_config", "must be an object");
-    Reader qr{q, source};
+    Reader qr{q, source, "quantization_config."};
     std::string method = qr.get_string("quant_method", "");
-    if (method != "fp8") r.fail("quantization_config.quant_method", fmt::format("only \"fp8\" is supported, got \"{}\"", method));
+    if (method != "fp8") qr.fail("quant_method", fmt::format("only \"fp8\" is supported, got \"{}\"", method));
     if (q.contains("weight_block_size") && q["weight_block_size"] != json::array({128, 128}))
-      r.fail("quantization_config.weight_block_size", fmt::format("must be [128, 128], got {}", q["weight_block_size"].dump()));
+      qr.fail("weight_block_size", fmt::format("must be [128, 128], got {}", q["weight_block_size"].dump()));
     c.fp8_block_quantized = true;
   }
 
@@ -172,6 +184,8 @@ DeepSeekConfig DeepSeekConfig::from_json(const json& j, const std::string& sourc
 }
 
 DeepSeekConfig DeepSeekConfig::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ConfigError(fmt::format("{}: is a directory, not a config file", path));
   std::ifstream in(path);
   if (!in) throw ConfigError(fmt::format("{}: cannot open config file", path));
   std::stringstream ss;

@@ -13,6 +13,7 @@ Only the Python standard library is used.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -26,6 +27,7 @@ SRC = os.environ.get("HOLDFAST_SOURCE_DIR", os.path.join(os.path.dirname(__file_
 CONFIG = os.path.join(SRC, "tests", "oracle", "configs", "tiny_v3.json")
 TIMEOUT_S = 60
 N_FUZZ = 200
+N_FUZZ_HEADER = 100
 FUZZ_SEED = 20240611
 ERR_PREFIX = "holdfast: error: "
 
@@ -232,7 +234,8 @@ def run_cases(tmp, t_start):
         return os.path.join(d, "config.json")
 
     # --- truncated files -------------------------------------------------------------------
-    for label, cut in [("inside the 8-byte length", 5),
+    for label, cut in [("to nothing", 0),
+                       ("inside the 8-byte length", 5),
                        ("inside the header", 8 + hlen // 2),
                        ("just after the header", 8 + hlen),
                        ("inside the data", 8 + hlen + (len(raw) - 8 - hlen) // 2),
@@ -333,6 +336,18 @@ def run_cases(tmp, t_start):
     d = copy_ckpt()
     st = Safetensors.read(st_path)
     t = st.tensors[victim]
+    t["dtype"] = "F8_E4M3"
+    t["data"] = t["data"][:nbytes("F8_E4M3", t["shape"])]
+    st.tensors[victim + "_scale_inv"] = {"dtype": "F32", "shape": [2, 2], "data": b"\0" * 16}
+    st.write(st_of(d))
+    need = [(t["shape"][0] + 127) // 128, (t["shape"][1] + 127) // 128]
+    expect_model_error("F8_E4M3 with a wrongly shaped _scale_inv", d,
+                       ["model.safetensors", victim + "_scale_inv", "[2, 2]",
+                        "[%d, %d]" % tuple(need)])
+
+    d = copy_ckpt()
+    st = Safetensors.read(st_path)
+    t = st.tensors[victim]
     t["dtype"] = "I32"  # same byte size, but not a weight dtype
     st.write(st_of(d))
     expect_model_error("weight stored as I32", d, ["model.safetensors", victim, "I32"])
@@ -378,6 +393,11 @@ def run_cases(tmp, t_start):
     d = copy_ckpt()
     open(cfg_of(d), "w").write('{"model_type": "deepseek_v3", "hidden_size": 128,')
     expect_model_error("config.json not JSON", d, ["config.json", "JSON"])
+
+    d = copy_ckpt()
+    os.remove(cfg_of(d))
+    os.mkdir(cfg_of(d))
+    expect_model_error("config.json is a directory", d, ["config.json"])
 
     d = copy_ckpt()
     open(cfg_of(d), "w").write("[1, 2]")
@@ -459,7 +479,8 @@ def run_cases(tmp, t_start):
                  ["generate", "--model", good, "--prompt-ids", "1,99999", "--ids"],
                  ["99999", str(V)])
     expect_error("generate malformed --prompt-ids '1,a'",
-                 ["generate", "--model", good, "--prompt-ids", "1,a", "--ids"], ["'a'"])
+                 ["generate", "--model", good, "--prompt-ids", "1,a", "--ids"],
+                 ["--prompt-ids", "'a'"])
     expect_error("logits --out in a missing directory",
                  ["logits", "--model", good, "--tokens", "1,2", "--out",
                   os.path.join(tmp, "no", "such", "dir", "x.npy")], [os.path.join(tmp, "no")])
@@ -483,20 +504,10 @@ def run_cases(tmp, t_start):
     fuzz_dir = copy_ckpt()
     fpath = st_of(fuzz_dir)
     outcomes = {}
-    fuzz_failures = 0
-    for i in range(N_FUZZ):
-        buf = bytearray(raw)
-        kind = rng.choice(["flip", "flip", "byte", "truncate", "both"])
-        if kind in ("flip", "both"):
-            for _ in range(rng.randint(1, 8)):
-                buf[rng.randrange(4096)] ^= 1 << rng.randrange(8)
-        if kind == "byte":
-            for _ in range(rng.randint(1, 4)):
-                buf[rng.randrange(4096)] = rng.randrange(256)
-        if kind in ("truncate", "both"):
-            del buf[rng.randrange(4096):]
-        with open(fpath, "wb") as f:
-            f.write(buf)
+    fuzz_failures = [0]
+
+    def fuzz_run(label):
+        """One `logits` run on the corrupted file: exit 0, or 1 with one error line; never a crash."""
         r = run(["logits", "--model", fuzz_dir, "--tokens", "1", "--out",
                  os.path.join(tmp, "fuzz.npy")])
         key = describe_rc(r)
@@ -511,15 +522,44 @@ def run_cases(tmp, t_start):
             if len(lines) != 1 or not lines[0].startswith(ERR_PREFIX):
                 bad.append("expected one error line, got %r" % lines[:3])
         if bad:
-            fuzz_failures += 1
-            keep = os.path.join(tempfile.gettempdir(), "holdfast_fuzz_fail_%d.safetensors" % i)
+            fuzz_failures[0] += 1
+            keep = os.path.join(tempfile.gettempdir(),
+                                "holdfast_fuzz_fail_%d.safetensors" % fuzz_failures[0])
             shutil.copyfile(fpath, keep)
-            failures.append(("fuzz #%d (%s)" % (i, kind),
-                             "; ".join(bad) + " (input kept at %s)\n      stderr: %s"
+            failures.append((label, "; ".join(bad) + " (input kept at %s)\n      stderr: %s"
                              % (keep, r.stderr.strip()[:400])))
-    rows.append(("fuzz: %d corrupted copies" % N_FUZZ,
+
+    for i in range(N_FUZZ):
+        buf = bytearray(raw)
+        kind = rng.choice(["flip", "flip", "byte", "truncate", "both"])
+        if kind in ("flip", "both"):
+            for _ in range(rng.randint(1, 8)):
+                buf[rng.randrange(4096)] ^= 1 << rng.randrange(8)
+        if kind == "byte":
+            for _ in range(rng.randint(1, 4)):
+                buf[rng.randrange(4096)] = rng.randrange(256)
+        if kind in ("truncate", "both"):
+            del buf[rng.randrange(4096):]
+        with open(fpath, "wb") as f:
+            f.write(buf)
+        fuzz_run("fuzz #%d (%s)" % (i, kind))
+
+    # Structured variant: rewrite one number of the header JSON (shapes, offsets, digits in names)
+    # to an extreme value, keeping the length field consistent, so the checks behind the JSON
+    # parser run too.
+    htext = raw[8:8 + hlen].decode()
+    numbers = [m.span() for m in re.finditer(r"\d+", htext)]
+    extremes = ["0", "1", "7", "4294967296", "9223372036854775807", "9223372036854775808",
+                "18446744073709551615", "18446744073709551616", "-1", "1e30", "3.5"]
+    for i in range(N_FUZZ_HEADER):
+        b, e = numbers[rng.randrange(len(numbers))]
+        new = rng.choice(extremes + [str(rng.randrange(1 << rng.randrange(1, 64)))])
+        write_raw(fpath, (htext[:b] + new + htext[e:]).encode(), raw[8 + hlen:])
+        fuzz_run("header fuzz #%d (%r -> %s)" % (i, htext[b:e], new))
+
+    rows.append(("fuzz: %d corrupted copies + %d header numbers" % (N_FUZZ, N_FUZZ_HEADER),
                  ", ".join("%s x%d" % kv for kv in sorted(outcomes.items())),
-                 "%d bad" % fuzz_failures))
+                 "%d bad" % fuzz_failures[0]))
 
     # --- report ----------------------------------------------------------------------------------
     w_case = max(len(c) for c, _, _ in rows)
