@@ -1,6 +1,8 @@
 // The only kernel header model/ includes. Activations are F32 row-major; weights may be stored as
 // F32, BF16, F16 or FP8-E4M3 with 128x128 block scales and are converted inside the kernels, never
-// upcast as a whole (MODEL-SPEC §2.4-2.5).
+// upcast as a whole (MODEL-SPEC §2.4-2.5). Each op's backward sits right after its forward, with the
+// same argument order (inputs, weights, saved, then gradients); backwards accumulate (+=) into the
+// gradients of inputs and weights unless stated otherwise.
 #pragma once
 
 #include <cstdint>
@@ -33,24 +35,48 @@ void weight_rows_to_f32(const WeightRef& w, int64_t begin, int64_t count, float*
 // y[n, w.rows] = x[n, w.cols] · wᵀ  (+ y if accumulate). ldx/ldy are row strides (0: dense).
 void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate = false,
             int64_t ldx = 0, int64_t ldy = 0);
+// Backward of matmul: dx[n, w.cols] += dy[n, w.rows]·w (if dx), dw[w.rows, w.cols] += dyᵀ·x (F32, if dw).
+void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w, const float* dy, float* dx,
+                     float* dw, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);
 // y[n, w.cols] = x[n, w.rows] · w  (no transpose; used by absorbed MLA's W_UKᵀ q).
 void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx = 0,
                int64_t ldy = 0);
 // Dense F32 GEMM: C[m,n] = alpha · A[m,k] · op(B) + beta · C, op(B) = Bᵀ ([n,k]) if trans_b else B ([k,n]).
 void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// C[m,n] = alpha · Aᵀ · B + beta · C with A [k,m], B [k,n] (weight and key gradients).
+void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float beta, float* c, int64_t ldc);
 
 // y = w ⊙ x / sqrt(mean(x²) + eps) per row of width `dim`.
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y,
                      int64_t ldx = 0, int64_t ldy = 0);
+// With r = 1/sqrt(mean(x²) + eps), x̂ = x·r: dx += r·(dy⊙w − x̂·mean(dy⊙w⊙x̂)), dw += Σ_rows dy⊙x̂.
+void rmsnorm_backward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, const float* dy,
+                      float* dx, float* dw, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);
 // In-place row softmax over the first `valid` entries; entries [valid, n) become 0.
 void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* valid);
+// p: the forward's output; d holds dL/dp on entry and dL/dx on exit (overwritten, not accumulated):
+// dx = p ⊙ (dp − Σ p⊙dp); masked entries [valid, n) become 0.
+void softmax_rows_backward(const float* p, float* d, int64_t rows, int64_t n, int64_t ld, const int64_t* valid);
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+// dgate = dout·up·silu'(gate), dup = dout·silu(gate) (overwritten; may alias dout).
+void silu_mul_backward(const float* gate, const float* up, int64_t n, const float* dout, float* dgate, float* dup);
 // Interleaved-pair RoPE on `dim` values at x (MODEL-SPEC §3.4); cos/sin are [dim/2] for this position
 // and already include the attention factor.
 void rope_interleaved(float* x, int64_t dim, const float* cos, const float* sin);
+// In place: dx = Rᵀ·dy, the transposed (scaled) rotation; dy on entry, dx on exit.
+void rope_interleaved_backward(float* d, int64_t dim, const float* cos, const float* sin);
 // dst[i] += a · src[i]
 void axpy(int64_t n, float a, const float* src, float* dst);
+
+// Cross-entropy with ignore index (MODEL-SPEC §5.1): the SUM over rows with targets[r] != kIgnoreIndex of
+// logsumexp(logits[r]) − logits[r, targets[r]], fp32 inputs, double accumulation. Targets must be in [0, V).
+constexpr int32_t kIgnoreIndex = -100;
+double cross_entropy_forward(const float* logits, int64_t rows, int64_t V, const int32_t* targets);
+// dlogits[r] = scale·(softmax(logits[r]) − onehot(targets[r])) (overwritten), 0 for ignored rows.
+void cross_entropy_backward(const float* logits, int64_t rows, int64_t V, const int32_t* targets, float scale,
+                            float* dlogits);
 
 }  // namespace holdfast::kernels

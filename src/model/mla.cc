@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/error.h"
+
 namespace holdfast::model {
 
 namespace {
@@ -13,19 +15,32 @@ void add_bias(float* y, int64_t rows, const std::vector<float>& bias) {
     for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias[i];
 }
 
+}  // namespace
+
 void linear_forward(Context& ctx, const float* x, int64_t S, const Linear& l, float* y) {
   kernels::matmul(ctx, x, S, l.weight, y);
   add_bias(y, S, l.bias);
 }
 
-}  // namespace
+void linear_backward(Context& ctx, const float* x, int64_t S, const Linear& l, const float* dy, float* dx,
+                     LinearGrads& g) {
+  kernels::matmul_backward(ctx, x, S, l.weight, dy, dx, g.weight);
+  if (g.bias && !l.bias.empty()) {
+    const int64_t n = l.weight.rows;
+    for (int64_t r = 0; r < S; ++r)
+      for (int64_t i = 0; i < n; ++i) g.bias[i] += dy[r * n + i];
+  }
+}
 
 void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
-                 const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out) {
+                 const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out, MlaSaved* saved) {
   const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
   const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr;
   const int64_t p0 = cache.length, n_kv = p0 + S;
   const float small_eps = 1e-6f;  // q_a_layernorm / kv_a_layernorm ignore rms_norm_eps (§3.2)
+  HOLDFAST_CHECK(!saved || (form == MlaForm::kNaive && p0 == 0),
+                 "training records the naive form over a whole sequence (form {}, cache length {})", int(form), p0);
+  if (saved) saved->x.assign(x, x + S * cfg.hidden_size);
 
   // Queries: [S, nh, dq].
   std::vector<float> q(S * nh * dq);
@@ -35,7 +50,9 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
     const int64_t rq = w.q_a_proj->weight.rows;
     std::vector<float> qa(S * rq);
     linear_forward(ctx, x, S, *w.q_a_proj, qa.data());
+    if (saved) saved->qa = qa;
     kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, small_eps, qa.data());
+    if (saved) saved->qa_normed = qa;
     linear_forward(ctx, qa.data(), S, *w.q_b_proj, q.data());
   }
 
@@ -55,6 +72,12 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
       kernels::rope_interleaved(q.data() + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
   }
   cache.length = n_kv;
+  if (saved) {
+    saved->q = q;
+    saved->ckv = ckv;
+    saved->latent.assign(cached, cached + S * width);
+    saved->probs.resize(nh * S * S);
+  }
 
   const float scale = float(rope.softmax_scale);
   std::vector<float> o(S * nh * dv);  // [S, nh·dv], head-major
@@ -72,9 +95,11 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
       kernels::sgemm(ctx, true, S, n_kv, dr, scale, q.data() + h * dq + dn, nh * dq, cached + r, width, 1.0f,
                      scores.data(), n_kv);
       kernels::softmax_rows(scores.data(), S, n_kv, n_kv, valid.data());
+      if (saved) std::copy(scores.begin(), scores.end(), saved->probs.begin() + h * S * S);
       kernels::sgemm(ctx, false, S, dv, n_kv, 1.0f, scores.data(), n_kv, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
                      o.data() + h * dv, nh * dv);
     }
+    if (saved) saved->kv = std::move(kv);
   } else {
     // Absorbed: q_lat[i,h] = W_UK[h]ᵀ q_nope[i,h]; rows (i,h) of [S·nh, r + dr] are [q_lat | q_pe].
     std::vector<float> ql(S * nh * width);
@@ -98,6 +123,80 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
     }
   }
   linear_forward(ctx, o.data(), S, w.o_proj, out);
+  if (saved) saved->o = std::move(o);
+}
+
+// mla_forward's naive path in reverse.
+void mla_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
+                  const MlaSaved& saved, int64_t S, const float* dout, float* dx, MlaGrads& grads) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr, kvw = nh * (dn + dv);
+  const float small_eps = 1e-6f;
+  const float scale = float(rope.softmax_scale);
+
+  // out = o·Woᵀ (+b)
+  std::vector<float> d_o(S * nh * dv, 0.0f);
+  linear_backward(ctx, saved.o.data(), S, w.o_proj, dout, d_o.data(), grads.o_proj);
+
+  // Per head: o = P·v, P = softmax(scale·(q_nope·k_nopeᵀ + q_pe·k_peᵀ)), causal.
+  std::vector<float> d_q(S * nh * dq), dkv(S * kvw), dlatent(S * width, 0.0f), dscores(S * S);
+  std::vector<int64_t> valid(S);
+  for (int64_t i = 0; i < S; ++i) valid[i] = i + 1;
+  const float* q = saved.q.data();
+  const float* kv = saved.kv.data();
+  const float* latent = saved.latent.data();
+  for (int64_t h = 0; h < nh; ++h) {
+    const float* P = saved.probs.data() + h * S * S;
+    // dP = dO·vᵀ; dv = Pᵀ·dO
+    kernels::sgemm(ctx, true, S, S, dv, 1.0f, d_o.data() + h * dv, nh * dv, kv + h * (dn + dv) + dn, kvw, 0.0f,
+                   dscores.data(), S);
+    kernels::sgemm_tn(ctx, S, dv, S, 1.0f, P, S, d_o.data() + h * dv, nh * dv, 0.0f, dkv.data() + h * (dn + dv) + dn,
+                      kvw);
+    kernels::softmax_rows_backward(P, dscores.data(), S, S, S, valid.data());
+    // scores = scale·(q_nope·k_noperᵀ + q_pe·k_peᵀ)
+    kernels::sgemm(ctx, false, S, dn, S, scale, dscores.data(), S, kv + h * (dn + dv), kvw, 0.0f, d_q.data() + h * dq,
+                   nh * dq);
+    kernels::sgemm(ctx, false, S, dr, S, scale, dscores.data(), S, latent + r, width, 0.0f, d_q.data() + h * dq + dn,
+                   nh * dq);
+    kernels::sgemm_tn(ctx, S, dn, S, scale, dscores.data(), S, q + h * dq, nh * dq, 0.0f, dkv.data() + h * (dn + dv),
+                      kvw);
+    // k_pe is one vector per token shared by all heads: its gradient sums over heads.
+    kernels::sgemm_tn(ctx, S, dr, S, scale, dscores.data(), S, q + h * dq + dn, nh * dq, 1.0f, dlatent.data() + r,
+                      width);
+  }
+
+  // kv = c·Wkvbᵀ
+  kernels::matmul_backward(ctx, latent, S, w.kv_b_proj, dkv.data(), dlatent.data(), grads.kv_b_proj, width, kvw,
+                           width);
+
+  // RoPE on q_pe and k_pe: rotate the gradients back.
+  std::vector<float> cos(dr / 2), sin(dr / 2);
+  for (int64_t i = 0; i < S; ++i) {
+    rope_cos_sin(rope, i, cos.data(), sin.data());
+    kernels::rope_interleaved_backward(dlatent.data() + i * width + r, dr, cos.data(), sin.data());
+    for (int64_t h = 0; h < nh; ++h)
+      kernels::rope_interleaved_backward(d_q.data() + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
+  }
+
+  // c = RMSNorm(ckv[:, :r]; kv_a_layernorm), k_pe = ckv[:, r:]; ckv = x·Wkvaᵀ (+b)
+  std::vector<float> dckv(S * width, 0.0f);
+  kernels::rmsnorm_backward(saved.ckv.data(), w.kv_a_layernorm.data(), S, r, small_eps, dlatent.data(), dckv.data(),
+                            grads.kv_a_layernorm, width, width, width);
+  for (int64_t i = 0; i < S; ++i)
+    std::copy_n(dlatent.data() + i * width + r, dr, dckv.data() + i * width + r);
+  linear_backward(ctx, saved.x.data(), S, w.kv_a_proj_with_mqa, dckv.data(), dx, grads.kv_a_proj_with_mqa);
+
+  // q = x·Wqᵀ, or q = RMSNorm(x·Wqaᵀ (+b); q_a_layernorm)·Wqbᵀ
+  if (w.q_proj) {
+    linear_backward(ctx, saved.x.data(), S, *w.q_proj, d_q.data(), dx, grads.q_proj);
+  } else {
+    const int64_t rq = w.q_a_proj->weight.rows;
+    std::vector<float> dqa_normed(S * rq, 0.0f), dqa(S * rq, 0.0f);
+    linear_backward(ctx, saved.qa_normed.data(), S, *w.q_b_proj, d_q.data(), dqa_normed.data(), grads.q_b_proj);
+    kernels::rmsnorm_backward(saved.qa.data(), w.q_a_layernorm.data(), S, rq, small_eps, dqa_normed.data(),
+                              dqa.data(), grads.q_a_layernorm);
+    linear_backward(ctx, saved.x.data(), S, *w.q_a_proj, dqa.data(), dx, grads.q_a_proj);
+  }
 }
 
 }  // namespace holdfast::model

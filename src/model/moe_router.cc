@@ -71,4 +71,34 @@ Routing route_tokens(const DeepSeekConfig& cfg, const float* logits, int64_t T, 
   return out;
 }
 
+void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits) {
+  const int64_t T = routing.n_tokens, E = cfg.n_routed_experts, k = routing.k;
+  const double rsf = cfg.routed_scaling_factor;
+  std::vector<double> ds(E);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = routing.scores.data() + t * E;
+    const int32_t* idx = routing.expert.data() + t * k;
+    const float* dw = dweight + t * k;
+    std::fill(ds.begin(), ds.end(), 0.0);
+    // w_j = rsf·s_j / (Σ_chosen s + 1e-20) when norm_topk_prob, else rsf·s_j.
+    if (cfg.norm_topk_prob) {
+      double sum = 0, dot = 0;
+      for (int64_t j = 0; j < k; ++j) sum += s[idx[j]];
+      const double denom = sum + 1e-20;
+      for (int64_t j = 0; j < k; ++j) dot += double(dw[j]) * s[idx[j]];
+      for (int64_t j = 0; j < k; ++j) ds[idx[j]] += rsf * (dw[j] / denom - dot / (denom * denom));
+    } else {
+      for (int64_t j = 0; j < k; ++j) ds[idx[j]] += rsf * dw[j];
+    }
+    float* dz = dlogits + t * E;
+    if (cfg.scoring_func == ScoringFunc::kSoftmax) {
+      double dot = 0;  // softmax couples every logit: dz = s ⊙ (ds − Σ s·ds)
+      for (int64_t e = 0; e < E; ++e) dot += s[e] * ds[e];
+      for (int64_t e = 0; e < E; ++e) dz[e] = float(s[e] * (ds[e] - dot));
+    } else {
+      for (int64_t e = 0; e < E; ++e) dz[e] = float(ds[e] * s[e] * (1.0 - s[e]));
+    }
+  }
+}
+
 }  // namespace holdfast::model

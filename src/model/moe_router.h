@@ -19,5 +19,9 @@ struct Routing {
 
 // logits: [T, E] fp32 router logits; bias: [E] or empty.
 Routing route_tokens(const DeepSeekConfig& cfg, const float* logits, int64_t T, std::span<const float> bias);
+// dweight: [T, k] dL/d(routing.weight); dlogits: [T, E] (overwritten). The selection (top-k, groups,
+// bias) is piecewise constant: gradient flows only through the chosen experts' scores, through the
+// norm_topk_prob normalization, and then through softmax (all experts' logits) or sigmoid (chosen only).
+void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits);
 
 }  // namespace holdfast::model

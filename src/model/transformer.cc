@@ -11,6 +11,120 @@ void embed_tokens(const WeightRef& table, std::span<const int32_t> tokens, float
   for (size_t i = 0; i < tokens.size(); ++i) kernels::weight_row_to_f32(table, tokens[i], out + i * table.cols);
 }
 
+void embed_tokens_backward(std::span<const int32_t> tokens, const float* dout, int64_t H, float* dtable) {
+  for (size_t i = 0; i < tokens.size(); ++i) kernels::axpy(H, 1.0f, dout + i * H, dtable + int64_t(tokens[i]) * H);
+}
+
+void decoder_layer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                           float* h, int64_t S, LayerCache& cache, MlaForm form, LayerSaved* saved) {
+  const int64_t H = cfg.hidden_size;
+  const float eps = float(cfg.rms_norm_eps);
+  std::vector<float> normed(S * H), delta(S * H);
+  if (saved) saved->h_in.assign(h, h + S * H);
+  kernels::rmsnorm_forward(h, w.input_layernorm.data(), S, H, eps, normed.data());
+  mla_forward(ctx, cfg, rope, w.self_attn, normed.data(), S, cache, form, delta.data(),
+              saved ? &saved->attn : nullptr);
+  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
+  if (saved) saved->h_mid.assign(h, h + S * H);
+  kernels::rmsnorm_forward(h, w.post_attention_layernorm.data(), S, H, eps, normed.data());
+  if (w.moe) moe_forward(ctx, cfg, *w.moe, normed.data(), S, delta.data(), saved ? &saved->moe : nullptr);
+  else mlp_forward(ctx, *w.mlp, normed.data(), S, delta.data(), false, saved ? &saved->mlp : nullptr);
+  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
+}
+
+void decoder_layer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                            const LayerSaved& saved, float* dh, int64_t S, LayerGrads& grads) {
+  const int64_t H = cfg.hidden_size;
+  const float eps = float(cfg.rms_norm_eps);
+  std::vector<float> dnormed(S * H, 0.0f);
+  // h_out = h_mid + FFN(RMSNorm(h_mid)): the residual passes dh through; the FFN branch adds to it.
+  if (w.moe) moe_backward(ctx, cfg, *w.moe, saved.moe, S, dh, dnormed.data(), *grads.moe);
+  else mlp_backward(ctx, *w.mlp, saved.mlp, S, dh, dnormed.data(), *grads.mlp);
+  kernels::rmsnorm_backward(saved.h_mid.data(), w.post_attention_layernorm.data(), S, H, eps, dnormed.data(), dh,
+                            grads.post_attention_layernorm);
+  // h_mid = h_in + MLA(RMSNorm(h_in))
+  std::fill(dnormed.begin(), dnormed.end(), 0.0f);
+  mla_backward(ctx, cfg, rope, w.self_attn, saved.attn, S, dh, dnormed.data(), grads.self_attn);
+  kernels::rmsnorm_backward(saved.h_in.data(), w.input_layernorm.data(), S, H, eps, dnormed.data(), dh,
+                            grads.input_layernorm);
+}
+
+void transformer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                         std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* normed,
+                         TransformerSaved* saved) {
+  const int64_t S = int64_t(tokens.size()), H = cfg.hidden_size;
+  std::vector<float> h(S * H);
+  embed_tokens(w.embed_tokens, tokens, h.data());
+  if (saved) {
+    saved->tokens.assign(tokens.begin(), tokens.end());
+    saved->layers.resize(cfg.num_hidden_layers);
+  }
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l)
+    decoder_layer_forward(ctx, cfg, rope, w.layers[l], h.data(), S, cache.layers[l], form,
+                          saved ? &saved->layers[l] : nullptr);
+  kernels::rmsnorm_forward(h.data(), w.norm.data(), S, H, float(cfg.rms_norm_eps), normed);
+  if (saved) saved->h_final = std::move(h);
+}
+
+// transformer_forward in reverse.
+void transformer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                          const TransformerSaved& saved, const float* dnormed, ModelGrads& grads) {
+  const int64_t S = int64_t(saved.tokens.size()), H = cfg.hidden_size;
+  std::vector<float> dh(S * H, 0.0f);
+  kernels::rmsnorm_backward(saved.h_final.data(), w.norm.data(), S, H, float(cfg.rms_norm_eps), dnormed, dh.data(),
+                            grads.norm);
+  for (int64_t l = cfg.num_hidden_layers - 1; l >= 0; --l)
+    decoder_layer_backward(ctx, cfg, rope, w.layers[l], saved.layers[l], dh.data(), S, grads.layers[l]);
+  embed_tokens_backward(saved.tokens, dh.data(), H, grads.embed_tokens);
+}
+
+void mtp_module_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                        int64_t m, std::span<const int32_t> tokens, const float* hin, LayerCache& cache, MlaForm form,
+                        float* hidden, float* normed, MtpSaved* saved) {
+  const int64_t S = int64_t(tokens.size()) - m, H = cfg.hidden_size;
+  if (S <= 0) return;
+  const float eps = float(cfg.rms_norm_eps);
+  // u_i = [RMSNorm(Emb(t_{i+m}); enorm) | RMSNorm(hin_i; hnorm)] · eh_projᵀ   (embedding first)
+  std::vector<float> cat(S * 2 * H), e(S * H);
+  embed_tokens(w.embed_tokens, tokens.subspan(m), e.data());
+  kernels::rmsnorm_forward(e.data(), w.enorm.data(), S, H, eps, cat.data(), H, 2 * H);
+  kernels::rmsnorm_forward(hin, w.hnorm.data(), S, H, eps, cat.data() + H, H, 2 * H);
+  std::vector<float> h(S * H);
+  kernels::matmul(ctx, cat.data(), S, w.eh_proj, h.data());
+  if (saved) {
+    saved->tokens.assign(tokens.begin() + m, tokens.end());
+    saved->emb = e;
+    saved->hin.assign(hin, hin + S * H);
+    saved->cat = cat;
+  }
+  decoder_layer_forward(ctx, cfg, rope, w.layer, h.data(), S, cache, form, saved ? &saved->layer : nullptr);
+  if (hidden) std::copy(h.begin(), h.end(), hidden);
+  if (normed) kernels::rmsnorm_forward(h.data(), w.shared_head_norm.data(), S, H, eps, normed);
+  if (saved) saved->h = std::move(h);
+}
+
+// mtp_module_forward in reverse.
+void mtp_module_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                         const MtpSaved& saved, const float* dhidden, const float* dnormed, float* dhin,
+                         MtpGrads& grads) {
+  const int64_t S = int64_t(saved.tokens.size()), H = cfg.hidden_size;
+  if (S <= 0) return;
+  const float eps = float(cfg.rms_norm_eps);
+  std::vector<float> dh(S * H, 0.0f);
+  if (dhidden) std::copy(dhidden, dhidden + S * H, dh.begin());
+  if (dnormed)
+    kernels::rmsnorm_backward(saved.h.data(), w.shared_head_norm.data(), S, H, eps, dnormed, dh.data(),
+                              grads.shared_head_norm);
+  decoder_layer_backward(ctx, cfg, rope, w.layer, saved.layer, dh.data(), S, grads.layer);
+  std::vector<float> dcat(S * 2 * H, 0.0f), demb(S * H, 0.0f);
+  kernels::matmul_backward(ctx, saved.cat.data(), S, w.eh_proj, dh.data(), dcat.data(), grads.eh_proj);
+  kernels::rmsnorm_backward(saved.emb.data(), w.enorm.data(), S, H, eps, dcat.data(), demb.data(), grads.enorm, H,
+                            2 * H, H);
+  kernels::rmsnorm_backward(saved.hin.data(), w.hnorm.data(), S, H, eps, dcat.data() + H, dhin, grads.hnorm, H,
+                            2 * H, H);
+  embed_tokens_backward(saved.tokens, demb.data(), H, grads.embed_tokens);
+}
+
 Model::Model(DeepSeekConfig cfg, Checkpoint ckpt)
     : cfg_(std::move(cfg)), ckpt_(std::move(ckpt)), weights_(ModelWeights::bind(ckpt_, cfg_)), rope_(rope_params(cfg_)) {}
 
@@ -31,31 +145,13 @@ void Model::check_tokens(std::span<const int32_t> tokens) const {
                                    cfg_.vocab_size));
 }
 
-void Model::decoder_layer(Context& ctx, const LayerWeights& w, float* h, int64_t S, LayerCache& cache,
-                          MlaForm form) const {
-  const int64_t H = cfg_.hidden_size;
-  const float eps = float(cfg_.rms_norm_eps);
-  std::vector<float> normed(S * H), delta(S * H);
-  kernels::rmsnorm_forward(h, w.input_layernorm.data(), S, H, eps, normed.data());
-  mla_forward(ctx, cfg_, rope_, w.self_attn, normed.data(), S, cache, form, delta.data());
-  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
-  kernels::rmsnorm_forward(h, w.post_attention_layernorm.data(), S, H, eps, normed.data());
-  if (w.moe) moe_forward(ctx, cfg_, *w.moe, normed.data(), S, delta.data());
-  else mlp_forward(ctx, *w.mlp, normed.data(), S, delta.data());
-  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
-}
-
 void Model::forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* logits,
                     bool all_logits, float* hidden_out) const {
   check_tokens(tokens);
   const int64_t S = int64_t(tokens.size()), H = cfg_.hidden_size;
   if (S == 0) return;
-  std::vector<float> h(S * H);
-  embed_tokens(weights_.embed_tokens, tokens, h.data());
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l)
-    decoder_layer(ctx, weights_.layers[l], h.data(), S, cache.layers[l], form);
   std::vector<float> normed(S * H);
-  kernels::rmsnorm_forward(h.data(), weights_.norm.data(), S, H, float(cfg_.rms_norm_eps), normed.data());
+  transformer_forward(ctx, cfg_, rope_, weights_, tokens, cache, form, normed.data());
   if (hidden_out) std::copy(normed.begin(), normed.end(), hidden_out);
   if (!logits) return;
   if (all_logits) kernels::matmul(ctx, normed.data(), S, weights_.lm_head, logits);
@@ -70,18 +166,9 @@ void Model::mtp_forward(Context& ctx, int64_t m, std::span<const int32_t> tokens
   const MtpWeights& w = weights_.mtp[m - 1];
   const int64_t S = int64_t(tokens.size()) - m, H = cfg_.hidden_size;
   if (S <= 0) return;
-  const float eps = float(cfg_.rms_norm_eps);
-  // u_i = [RMSNorm(Emb(t_{i+m}); enorm) | RMSNorm(hin_i; hnorm)] · eh_projᵀ   (embedding first)
-  std::vector<float> cat(S * 2 * H), e(S * H);
-  embed_tokens(w.embed_tokens, tokens.subspan(m), e.data());
-  kernels::rmsnorm_forward(e.data(), w.enorm.data(), S, H, eps, cat.data(), H, 2 * H);
-  kernels::rmsnorm_forward(hin, w.hnorm.data(), S, H, eps, cat.data() + H, H, 2 * H);
-  std::vector<float> h(S * H);
-  kernels::matmul(ctx, cat.data(), S, w.eh_proj, h.data());
-  decoder_layer(ctx, w.layer, h.data(), S, cache.layers[cfg_.num_hidden_layers + m - 1], form);
-  if (hidden_out) std::copy(h.begin(), h.end(), hidden_out);
   std::vector<float> normed(S * H);
-  kernels::rmsnorm_forward(h.data(), w.shared_head_norm.data(), S, H, eps, normed.data());
+  mtp_module_forward(ctx, cfg_, rope_, w, m, tokens, hin, cache.layers[cfg_.num_hidden_layers + m - 1], form,
+                     hidden_out, normed.data());
   if (logits) kernels::matmul(ctx, normed.data(), S, w.shared_head_head, logits);
 }
 

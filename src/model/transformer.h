@@ -1,6 +1,8 @@
 // The DeepSeek V2/V3 causal LM (MODEL-SPEC §3.1): embedding, decoder layers (MLA + dense MLP or MoE),
 // final norm and head, plus the MTP modules (§4). One sequence per call; the latent KV cache carries
-// positions across calls, so prefill and decode are the same function.
+// positions across calls, so prefill and decode are the same function. The free functions below are
+// the model's forward over any bound ModelWeights (a checkpoint, or train::ParamStore) and, next to
+// each, its backward; Model wraps them for inference, train/ calls them with Saved structs.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "model/kv_cache.h"
 #include "model/mla.h"
 #include "model/rope.h"
+#include "model/saved.h"
 #include "model/weights/checkpoint.h"
 #include "model/weights/model_weights.h"
 
@@ -44,7 +47,6 @@ class Model {
 
  private:
   Model(DeepSeekConfig cfg, Checkpoint ckpt);
-  void decoder_layer(Context& ctx, const LayerWeights& w, float* h, int64_t S, LayerCache& cache, MlaForm form) const;
 
   DeepSeekConfig cfg_;
   Checkpoint ckpt_;  // owns the mappings the weights point into
@@ -54,5 +56,35 @@ class Model {
 
 // Gathers embedding rows for `tokens` into out [S, H] (F32).
 void embed_tokens(const WeightRef& table, std::span<const int32_t> tokens, float* out);
+// Scatter-add: dtable[tokens[i]] += dout[i] (dtable [V, H] F32).
+void embed_tokens_backward(std::span<const int32_t> tokens, const float* dout, int64_t H, float* dtable);
+
+// One decoder layer on h [S, H] in place: h += MLA(RMSNorm(h)); h += FFN(RMSNorm(h)).
+void decoder_layer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                           float* h, int64_t S, LayerCache& cache, MlaForm form, LayerSaved* saved = nullptr);
+// dh: [S, H] dL/d(layer output) on entry, dL/d(layer input) on exit.
+void decoder_layer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                            const LayerSaved& saved, float* dh, int64_t S, LayerGrads& grads);
+
+// Embedding, decoder layers and model.norm over one sequence: normed [S, H] is the head input and
+// MTP's h^0. Tokens must be valid ids. The head is the caller's (logits, or a loss).
+void transformer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                         std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* normed,
+                         TransformerSaved* saved = nullptr);
+// dnormed: [S, H] dL/d(normed); accumulates into grads (embedding, layers, model.norm).
+void transformer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                          const TransformerSaved& saved, const float* dnormed, ModelGrads& grads);
+
+// MTP module m (1-based) over positions 0..S-1-m (§4): tokens t_0..t_{S-1}, hin = h^{m-1} [S-m rows];
+// writes h^m [S-m, H] to hidden (optional) and RMSNorm(h^m; shared_head.norm) [S-m, H] to normed
+// (optional), the input of shared_head.head. `cache` is the module's own layer cache.
+void mtp_module_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                        int64_t m, std::span<const int32_t> tokens, const float* hin, LayerCache& cache, MlaForm form,
+                        float* hidden, float* normed, MtpSaved* saved = nullptr);
+// dhidden: dL/dh^m from module m+1 (or nullptr), dnormed: dL/d(normed) (or nullptr), both [S-m, H];
+// dhin: [S-m, H] += dL/dh^{m-1}.
+void mtp_module_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                         const MtpSaved& saved, const float* dhidden, const float* dnormed, float* dhin,
+                         MtpGrads& grads);
 
 }  // namespace holdfast::model

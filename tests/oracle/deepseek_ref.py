@@ -47,6 +47,11 @@ FLIPS = {
     "no_shared": "shared experts dropped",
     "mtp_hidden_first": "MTP concat order [hnorm(h), enorm(e)] instead of embedding first (MTP logits only)",
     "mtp_prenorm": "MTP fed the main hidden state BEFORE model.norm (MTP logits only)",
+    # Gradient-only bugs (same forward values; used by grads_test.py's sensitivity check).
+    "grad_no_norm_topk": "norm_topk_prob's normalizer treated as a constant in backward",
+    "grad_softmax_chosen_only": "softmax router backward as if each score depended on its own logit only",
+    "grad_through_selection": "router gradient also reaches the unchosen experts' scores (sigmoid: their rows)",
+    "grad_mtp_detach": "MTP input h^0 detached: the MTP loss does not reach the main model through it",
 }
 
 
@@ -389,6 +394,8 @@ class Gate:
         E, k = a.n_routed_experts, a.n_activated_experts
         z = linear(x, self.W[self.p + "weight"])
         s = z.softmax(-1) if a.score_func == "softmax" else z.sigmoid()
+        if "grad_softmax_chosen_only" in fl and a.score_func == "softmax":
+            s = torch.exp(z - torch.logsumexp(z, -1, keepdim=True).detach())
         c = s
         if a.topk_method == "noaux_tc" and "zero_bias" not in fl:
             c = s + self.W[self.p + "e_score_correction_bias"]
@@ -414,8 +421,11 @@ class Gate:
                 self.min_margin = min(self.min_margin, (kth[fin] - nxt[fin]).min().item())
         idx = cm.topk(k, dim=-1).indices
         w = (c if "bias_in_weights" in fl else s).gather(1, idx)
+        if "grad_through_selection" in fl:  # value unchanged, gradient also through every expert's score
+            w = w + (s.sum(-1, keepdim=True) - s.sum(-1, keepdim=True).detach())
         if a.norm_topk_prob and "no_norm_topk" not in fl:
-            w = w / (w.sum(-1, keepdim=True) + 1e-20)
+            den = w.sum(-1, keepdim=True) + 1e-20
+            w = w / (den.detach() if "grad_no_norm_topk" in fl else den)
         if "no_routed_scaling" not in fl:
             w = w * a.route_scale
         return w, idx
@@ -481,6 +491,8 @@ class Transformer:
         mtp_logits = []
         if want_mtp:
             hin = h if "mtp_prenorm" in a.flips else hN
+            if "grad_mtp_detach" in a.flips:
+                hin = hin.detach()
             for m, blk in enumerate(self.mtp, start=1):
                 p = blk.p
                 n = S - m

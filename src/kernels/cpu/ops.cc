@@ -107,6 +107,25 @@ void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   });
 }
 
+void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  ensure_blas_single_threaded();
+  const int64_t n_chunks = std::min<int64_t>(ctx.n_threads, (n + 15) / 16);
+  if (n_chunks <= 1 || double(m) * n * k < kParallelGemmMinWork) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const int64_t chunk = ((n + n_chunks - 1) / n_chunks + 15) / 16 * 16;
+  ctx.pool.parallel_for(size_t(n_chunks), [&](size_t lo, size_t hi, int) {
+    for (size_t i = lo; i < hi; ++i) {
+      const int64_t j0 = int64_t(i) * chunk, nj = std::min(chunk, n - j0);
+      if (nj <= 0) continue;
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, nj, k, alpha, a, lda, b + j0, ldb, beta, c + j0, ldc);
+    }
+  });
+}
+
 void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate, int64_t ldx,
             int64_t ldy) {
   if (!ldx) ldx = w.cols;
@@ -152,6 +171,26 @@ void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* 
   }
 }
 
+void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w, const float* dy, float* dx,
+                     float* dw, int64_t ldx, int64_t lddy, int64_t lddx) {
+  if (!ldx) ldx = w.cols;
+  if (!lddy) lddy = w.rows;
+  if (!lddx) lddx = w.cols;
+  if (n == 0 || w.rows == 0) return;
+  if (dx) {
+    // dx[n, cols] += dy[n, rows] · W[rows, cols]
+    if (w.dtype == DType::kF32) {
+      sgemm(ctx, false, n, w.cols, w.rows, 1.0f, dy, lddy, static_cast<const float*>(w.data), w.cols, 1.0f, dx, lddx);
+    } else {
+      std::vector<float> buf(w.rows * w.cols);
+      weight_rows_to_f32(w, 0, w.rows, buf.data());
+      sgemm(ctx, false, n, w.cols, w.rows, 1.0f, dy, lddy, buf.data(), w.cols, 1.0f, dx, lddx);
+    }
+  }
+  // dW[rows, cols] += dyᵀ[rows, n] · x[n, cols]
+  if (dw) sgemm_tn(ctx, w.rows, w.cols, n, 1.0f, dy, lddy, x, ldx, 1.0f, dw, w.cols);
+}
+
 void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy) {
   if (!ldx) ldx = w.rows;
   if (!ldy) ldy = w.cols;
@@ -178,6 +217,30 @@ void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, 
   }
 }
 
+void rmsnorm_backward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, const float* dy,
+                      float* dx, float* dw, int64_t ldx, int64_t lddy, int64_t lddx) {
+  if (!ldx) ldx = dim;
+  if (!lddy) lddy = dim;
+  if (!lddx) lddx = dim;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    const float* dyr = dy + r * lddy;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+    const double inv = 1.0f / std::sqrt(float(ss / dim) + eps);  // the forward's r, rounded as it was
+    // dL/dx_i = r·(g_i − x̂_i·mean_j(g_j x̂_j)) with g = dy⊙w (r depends on x through mean(x²)).
+    double dot = 0;
+    for (int64_t i = 0; i < dim; ++i) dot += double(dyr[i]) * w[i] * xr[i] * inv;
+    const double mean_gx = dot / dim;
+    if (dx) {
+      float* dxr = dx + r * lddx;
+      for (int64_t i = 0; i < dim; ++i) dxr[i] += float(inv * (double(dyr[i]) * w[i] - xr[i] * inv * mean_gx));
+    }
+    if (dw)
+      for (int64_t i = 0; i < dim; ++i) dw[i] += float(double(dyr[i]) * xr[i] * inv);
+  }
+}
+
 void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* valid) {
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
@@ -195,8 +258,29 @@ void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* 
   }
 }
 
+void softmax_rows_backward(const float* p, float* d, int64_t rows, int64_t n, int64_t ld, const int64_t* valid) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* pr = p + r * ld;
+    float* dr = d + r * ld;
+    const int64_t v = valid ? valid[r] : n;
+    double dot = 0;
+    for (int64_t i = 0; i < v; ++i) dot += double(pr[i]) * dr[i];
+    for (int64_t i = 0; i < v; ++i) dr[i] = float(pr[i] * (dr[i] - dot));
+    for (int64_t i = v; i < n; ++i) dr[i] = 0;
+  }
+}
+
 void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void silu_mul_backward(const float* gate, const float* up, int64_t n, const float* dout, float* dgate, float* dup) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g)), d = dout[i];
+    const float u = up[i];
+    dup[i] = d * g * sg;
+    dgate[i] = d * u * sg * (1.0f + g * (1.0f - sg));
+  }
 }
 
 void rope_interleaved(float* x, int64_t dim, const float* cos, const float* sin) {
@@ -207,8 +291,55 @@ void rope_interleaved(float* x, int64_t dim, const float* cos, const float* sin)
   }
 }
 
+void rope_interleaved_backward(float* d, int64_t dim, const float* cos, const float* sin) {
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const float a = d[2 * i], b = d[2 * i + 1];
+    d[2 * i] = a * cos[i] + b * sin[i];
+    d[2 * i + 1] = -a * sin[i] + b * cos[i];
+  }
+}
+
 void axpy(int64_t n, float a, const float* src, float* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] += a * src[i];
+}
+
+namespace {
+void check_target(int32_t t, int64_t V, int64_t row) {
+  HOLDFAST_CHECK(t == kIgnoreIndex || (t >= 0 && t < V), "target {} of row {} is outside [0, {}) and not {}", t, row,
+                 V, kIgnoreIndex);
+}
+}  // namespace
+
+double cross_entropy_forward(const float* logits, int64_t rows, int64_t V, const int32_t* targets) {
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    check_target(targets[r], V, r);
+    if (targets[r] == kIgnoreIndex) continue;
+    const float* z = logits + r * V;
+    const float mx = *std::max_element(z, z + V);
+    double sum = 0;
+    for (int64_t i = 0; i < V; ++i) sum += std::exp(double(z[i]) - mx);
+    total += mx + std::log(sum) - z[targets[r]];
+  }
+  return total;
+}
+
+void cross_entropy_backward(const float* logits, int64_t rows, int64_t V, const int32_t* targets, float scale,
+                            float* dlogits) {
+  for (int64_t r = 0; r < rows; ++r) {
+    check_target(targets[r], V, r);
+    float* d = dlogits + r * V;
+    if (targets[r] == kIgnoreIndex) {
+      std::fill(d, d + V, 0.0f);
+      continue;
+    }
+    const float* z = logits + r * V;
+    const float mx = *std::max_element(z, z + V);
+    double sum = 0;
+    for (int64_t i = 0; i < V; ++i) sum += std::exp(double(z[i]) - mx);
+    for (int64_t i = 0; i < V; ++i)
+      d[i] = float(scale * (std::exp(double(z[i]) - mx) / sum - (i == targets[r] ? 1.0 : 0.0)));
+  }
 }
 
 }  // namespace holdfast::kernels

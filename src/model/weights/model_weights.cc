@@ -13,10 +13,12 @@ std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]"
 
 class Binder {
  public:
-  Binder(const Checkpoint& ckpt, const DeepSeekConfig& cfg) : ckpt_(ckpt), cfg_(cfg) {}
+  Binder(const TensorSource& src, const DeepSeekConfig& cfg) : ckpt_(src), cfg_(cfg) {}
 
   const TensorInfo& tensor(const std::string& name, const std::vector<int64_t>& shape, const std::string& why) const {
-    const TensorInfo& t = ckpt_.get(name);
+    const TensorInfo* found = ckpt_.find(name);
+    if (!found) throw CheckpointError(fmt::format("{}: tensor '{}' is missing", ckpt_.where(), name));
+    const TensorInfo& t = *found;
     if (t.shape != shape)
       throw CheckpointError(fmt::format("{}: '{}' is {}; config.json ({}) expects {}", t.file, name, t.shape_str(),
                                         why, shape_str(shape)));
@@ -126,13 +128,88 @@ class Binder {
     return l;
   }
 
-  const Checkpoint& ckpt_;
+  const TensorSource& ckpt_;
+  const DeepSeekConfig& cfg_;
+};
+
+// The gradient twin of Binder: same names, mutable F32 buffers.
+class GradBinder {
+ public:
+  GradBinder(const std::function<float*(const std::string&)>& find, const DeepSeekConfig& cfg)
+      : find_(find), cfg_(cfg) {}
+
+  float* get(const std::string& name) const {
+    float* p = find_(name);
+    if (!p) throw Error(fmt::format("gradient buffer for '{}' is missing", name));
+    return p;
+  }
+  LinearGrads linear(const std::string& prefix, bool bias) const {
+    return {.weight = get(prefix + ".weight"), .bias = bias ? get(prefix + ".bias") : nullptr};
+  }
+  MlpGrads mlp(const std::string& p) const {
+    return {.gate_proj = get(p + ".gate_proj.weight"), .up_proj = get(p + ".up_proj.weight"),
+            .down_proj = get(p + ".down_proj.weight")};
+  }
+  LayerGrads layer(int64_t i) const {
+    const DeepSeekConfig& c = cfg_;
+    const std::string p = fmt::format("model.layers.{}.", i);
+    LayerGrads l;
+    l.input_layernorm = get(p + "input_layernorm.weight");
+    l.post_attention_layernorm = get(p + "post_attention_layernorm.weight");
+    MlaGrads& a = l.self_attn;
+    if (c.q_lora_rank) {
+      a.q_a_proj = linear(p + "self_attn.q_a_proj", c.attention_bias);
+      a.q_a_layernorm = get(p + "self_attn.q_a_layernorm.weight");
+      a.q_b_proj = linear(p + "self_attn.q_b_proj", false);
+    } else {
+      a.q_proj = linear(p + "self_attn.q_proj", false);
+    }
+    a.kv_a_proj_with_mqa = linear(p + "self_attn.kv_a_proj_with_mqa", c.attention_bias);
+    a.kv_a_layernorm = get(p + "self_attn.kv_a_layernorm.weight");
+    a.kv_b_proj = get(p + "self_attn.kv_b_proj.weight");
+    a.o_proj = linear(p + "self_attn.o_proj", c.attention_bias);
+    if (c.is_moe_layer(i)) {
+      MoeGrads m;
+      m.gate = get(p + "mlp.gate.weight");
+      for (int64_t e = 0; e < c.n_routed_experts; ++e) m.experts.push_back(mlp(fmt::format("{}mlp.experts.{}", p, e)));
+      if (c.n_shared_experts > 0) m.shared_experts = mlp(p + "mlp.shared_experts");
+      l.moe = std::move(m);
+    } else {
+      l.mlp = mlp(p + "mlp");
+    }
+    return l;
+  }
+
+ private:
+  const std::function<float*(const std::string&)>& find_;
   const DeepSeekConfig& cfg_;
 };
 
 }  // namespace
 
-ModelWeights ModelWeights::bind(const Checkpoint& ckpt, const DeepSeekConfig& cfg) {
+ModelGrads ModelGrads::bind(const std::function<float*(const std::string&)>& find, const DeepSeekConfig& cfg) {
+  GradBinder b(find, cfg);
+  ModelGrads g;
+  g.embed_tokens = b.get("model.embed_tokens.weight");
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) g.layers.push_back(b.layer(i));
+  g.norm = b.get("model.norm.weight");
+  g.lm_head = cfg.tie_word_embeddings ? g.embed_tokens : b.get("lm_head.weight");
+  for (int64_t m = 0; m < cfg.num_nextn_predict_layers; ++m) {
+    const std::string p = fmt::format("model.layers.{}.", cfg.num_hidden_layers + m);
+    MtpGrads t;
+    t.embed_tokens = b.get(p + "embed_tokens.weight");
+    t.enorm = b.get(p + "enorm.weight");
+    t.hnorm = b.get(p + "hnorm.weight");
+    t.eh_proj = b.get(p + "eh_proj.weight");
+    t.shared_head_norm = b.get(p + "shared_head.norm.weight");
+    t.shared_head_head = b.get(p + "shared_head.head.weight");
+    t.layer = b.layer(cfg.num_hidden_layers + m);
+    g.mtp.push_back(std::move(t));
+  }
+  return g;
+}
+
+ModelWeights ModelWeights::bind(const TensorSource& ckpt, const DeepSeekConfig& cfg) {
   Binder b(ckpt, cfg);
   const int64_t V = cfg.vocab_size, H = cfg.hidden_size;
   const std::string vw = fmt::format("vocab_size={}, hidden_size={}", V, H);

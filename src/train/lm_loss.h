@@ -1,0 +1,38 @@
+// The language-model training loss over a batch and its gradient (MODEL-SPEC §4, §5.1): forward with
+// saved activations, head, cross-entropy, then the same steps in reverse. One sequence at a time, so
+// only one sequence's activations are alive.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/context.h"
+#include "model/config.h"
+#include "model/weights/model_weights.h"
+
+namespace holdfast::train {
+
+struct LossOptions {
+  bool mtp = false;         // add the MTP modules' loss
+  double mtp_lambda = 0.3;  // λ: total = L_main + (λ/D)·Σ_m L_MTP^m
+};
+
+struct LossResult {
+  double loss = 0;                // the total that was differentiated
+  double main_loss = 0;           // mean CE of the main head over targets != -100 (0 if none)
+  std::vector<double> mtp_loss;   // per MTP module m = 1..D (when options.mtp)
+  int64_t n_targets = 0;          // main targets != -100
+};
+
+// tokens, targets: B rows of equal length S. targets[b][i] is the id position i must predict, or
+// -100 (ignored); no shift is applied. MTP module m predicts targets[b][i+m] from position i
+// (i = 0..S-1-m): with targets[i] = t_{i+1} that is t_{i+m+1}, as §4 states. Losses are means over
+// their non-ignored targets; a loss with no targets is 0 and contributes no gradient. The MTP loss
+// also reaches the main model through h^0 and the tied embedding/head. Gradients accumulate (+=)
+// into `grads`. Throws InputError on ragged rows or ids/targets out of range.
+LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, const model::ModelWeights& w,
+                             const std::vector<std::vector<int32_t>>& tokens,
+                             const std::vector<std::vector<int32_t>>& targets, const LossOptions& options,
+                             model::ModelGrads& grads);
+
+}  // namespace holdfast::train
