@@ -11,5 +11,7 @@ void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_grads_command(CLI::App& app);
 
 }  // namespace holdfast::cli

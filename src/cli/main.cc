@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   holdfast::cli::add_generate_command(app);
   holdfast::cli::add_tokenize_command(app);
   holdfast::cli::add_bench_command(app);
+  holdfast::cli::add_serve_command(app);
+  holdfast::cli::add_grads_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
