@@ -15,6 +15,9 @@ namespace holdfast::train {
 struct LossOptions {
   bool mtp = false;         // add the MTP modules' loss
   double mtp_lambda = 0.3;  // λ: total = L_main + (λ/D)·Σ_m L_MTP^m
+  // Balance losses of §5.3 over every MoE layer of the main model (0 = off):
+  double seq_aux_alpha = 0;     // α of the complementary sequence-wise loss (V3), averaged over sequences
+  double expert_aux_alpha = 0;  // α1 of the expert-level loss over the whole batch (V2, softmax scores)
 };
 
 struct LossResult {
@@ -22,6 +25,10 @@ struct LossResult {
   double main_loss = 0;           // mean CE of the main head over targets != -100 (0 if none)
   std::vector<double> mtp_loss;   // per MTP module m = 1..D (when options.mtp)
   int64_t n_targets = 0;          // main targets != -100
+  double balance_loss = 0;        // the balance losses' sum (included in loss)
+  // [layer][expert]: (token, slot) assignments over the batch, indexed by HF layer id (main layers, then
+  // the MTP modules' layers L..L+D-1 when options.mtp); empty for dense layers. Feeds §5.2 bias updates.
+  std::vector<std::vector<int64_t>> expert_load;
 };
 
 // tokens, targets: B rows of equal length S. targets[b][i] is the id position i must predict, or
