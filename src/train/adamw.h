@@ -34,6 +34,8 @@ class AdamW {
   // Moments by (main) tensor name, for checkpointing.
   std::map<std::string, std::vector<float>>& first_moments() { return m_; }
   std::map<std::string, std::vector<float>>& second_moments() { return v_; }
+  const std::map<std::string, std::vector<float>>& first_moments() const { return m_; }
+  const std::map<std::string, std::vector<float>>& second_moments() const { return v_; }
   void set_step_count(int64_t t) { t_ = t; }
 
   // Whether a tensor of this role gets weight decay.

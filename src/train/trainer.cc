@@ -1,0 +1,182 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "train/balance.h"
+
+namespace holdfast::train {
+
+namespace {
+
+AdamWConfig adamw_config(const TrainConfig& tc) {
+  return {.beta1 = tc.optimizer.beta1, .beta2 = tc.optimizer.beta2, .eps = tc.optimizer.eps,
+          .weight_decay = tc.optimizer.weight_decay};
+}
+
+LrSchedule lr_schedule(const TrainConfig& tc) {
+  return {.kind = tc.optimizer.schedule == Schedule::kWsd ? LrSchedule::Kind::kWsd : LrSchedule::Kind::kCosine,
+          .peak_lr = tc.optimizer.lr, .min_lr = tc.optimizer.min_lr, .warmup_steps = tc.optimizer.warmup_steps,
+          .total_steps = tc.steps, .decay_steps = tc.optimizer.decay_steps};
+}
+
+// Every trainable tensor once (aliases share their main tensor's values).
+template <typename Fn>
+void for_each_main(ParamStore& store, Fn fn) {
+  for (const model::TensorSpec& spec : store.specs())
+    if (store.canonical(spec.name) == spec.name) fn(spec, store.values(spec.name));
+}
+
+bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace
+
+TrainState TrainState::start(ParamStore params, const model::DeepSeekConfig& cfg, const TrainConfig& tc) {
+  const ParamStore grads = ParamStore::gradients_for(cfg);
+  return TrainState{.params = std::move(params), .opt = AdamW(grads, adamw_config(tc)),
+                    .sampler = {.seed = tc.seed, .next_sequence = 0}, .step = 0, .tokens = 0,
+                    .spikes = SpikeWindow(tc.guards.spike_window, tc.guards.spike_zscore)};
+}
+
+void read_sequences(const SequenceSampler& sampler, uint64_t first, int64_t count,
+                    std::vector<std::vector<int32_t>>& tokens, std::vector<std::vector<int32_t>>& targets) {
+  const int64_t S = sampler.seq_len();
+  tokens.assign(count, std::vector<int32_t>(S));
+  targets.assign(count, std::vector<int32_t>(S));
+  for (int64_t i = 0; i < count; ++i) sampler.sequence(first + uint64_t(i), tokens[i].data(), targets[i].data());
+}
+
+Trainer::Trainer(Context& ctx, const model::DeepSeekConfig& cfg, const TrainConfig& tc, const SequenceSampler& sampler,
+                 TrainState state)
+    : ctx_(ctx),
+      cfg_(cfg),
+      tc_(tc),
+      sampler_(sampler),
+      state_(std::move(state)),
+      grads_(ParamStore::gradients_for(cfg)),
+      schedule_(lr_schedule(tc)),
+      good_{.params = {}, .opt = state_.opt},
+      keep_snapshot_(tc.guards.on_nan == NanAction::kRollback || tc.guards.on_spike == SpikeAction::kRollback) {
+  HOLDFAST_CHECK(sampler.seq_len() == tc.batch.seq_len, "sampler seq_len {} vs batch.seq_len {}", sampler.seq_len(),
+                 tc.batch.seq_len);
+  loss_options_ = {.mtp = tc.mtp.enabled && cfg.num_nextn_predict_layers > 0, .mtp_lambda = tc.mtp.lambda,
+                   .seq_aux_alpha = tc.balance.seq_aux_alpha, .expert_aux_alpha = tc.balance.expert_aux_alpha};
+  mark_good();
+}
+
+void Trainer::mark_good() {
+  good_.step = state_.step;
+  good_.spike_losses = state_.spikes.losses();
+  if (!keep_snapshot_) return;
+  good_.params.clear();
+  for_each_main(state_.params, [&](const model::TensorSpec&, std::span<float> v) {
+    good_.params.emplace_back(v.begin(), v.end());
+  });
+  good_.opt = state_.opt;
+}
+
+void Trainer::rollback() {
+  size_t i = 0;
+  for_each_main(state_.params, [&](const model::TensorSpec&, std::span<float> v) {
+    std::copy(good_.params[i].begin(), good_.params[i].end(), v.begin());
+    ++i;
+  });
+  state_.opt = good_.opt;
+  state_.step = good_.step;
+  state_.spikes.set_losses(good_.spike_losses);
+}
+
+LossResult Trainer::accumulate(const MicroBatchPlan& plan) {
+  grads_.fill_zero();
+  model::ModelGrads g = grads_.bind_grads(cfg_);
+  // Vectors (norms, biases) are copied at bind time, so bind after every update.
+  const model::ModelWeights w = model::ModelWeights::bind(state_.params, cfg_);
+  LossResult sum;
+  std::vector<std::vector<int32_t>> tokens, targets;
+  for (int64_t j = 0; j < plan.n_micro; ++j) {
+    read_sequences(sampler_, plan.first_sequence(j), plan.micro_batch, tokens, targets);
+    LossResult r = lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, g);
+    // Each micro-batch's gradient is the mean over its targets; equal counts make the mean of the
+    // means the mean over the global batch.
+    HOLDFAST_CHECK(j == 0 || r.n_targets == sum.n_targets / j, "micro-batch {} has {} targets, micro-batch 0 has {}",
+                   j, r.n_targets, sum.n_targets / j);
+    sum.loss += r.loss;
+    sum.main_loss += r.main_loss;
+    sum.balance_loss += r.balance_loss;
+    sum.n_targets += r.n_targets;
+    if (sum.mtp_loss.empty()) sum.mtp_loss.assign(r.mtp_loss.size(), 0.0);
+    for (size_t m = 0; m < r.mtp_loss.size(); ++m) sum.mtp_loss[m] += r.mtp_loss[m];
+    accumulate_expert_load(sum.expert_load, r.expert_load);
+  }
+  const double inv = 1.0 / double(plan.n_micro);
+  if (plan.n_micro > 1) {
+    const float s = float(inv);
+    for_each_main(grads_, [&](const model::TensorSpec&, std::span<float> v) {
+      for (float& x : v) x *= s;
+    });
+  }
+  sum.loss *= inv;
+  sum.main_loss *= inv;
+  sum.balance_loss *= inv;
+  for (double& m : sum.mtp_loss) m *= inv;
+  return sum;
+}
+
+StepResult Trainer::step() {
+  const int64_t G = tc_.batch.global_batch;
+  const MicroBatchPlan plan{.base = state_.sampler.next_sequence, .micro_batch = tc_.batch.micro_batch,
+                            .n_micro = G / tc_.batch.micro_batch};
+  StepResult res;
+  res.batch = state_.batches_done(G) + 1;
+  res.loss = accumulate(plan);
+  res.tokens = G * tc_.batch.seq_len;
+
+  // Fault injection (tests): by global batch number, which never repeats, so a rolled-back run moves on.
+  if (contains(tc_.fault_injection.nan_grad_at, res.batch)) {
+    for_each_main(grads_, [&](const model::TensorSpec&, std::span<float> v) {
+      if (!v.empty()) v[v.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+    });
+  }
+  if (contains(tc_.fault_injection.spike_at, res.batch)) res.loss.loss *= tc_.fault_injection.spike_factor;
+
+  state_.sampler.next_sequence += uint64_t(G);
+  state_.tokens += res.tokens;
+  res.grad_norm = clip_grad_norm(grads_, tc_.optimizer.grad_clip);
+  res.lr = schedule_.lr_at(state_.step);
+  const bool spikes_on = tc_.guards.on_spike != SpikeAction::kOff;
+  const Verdict v = judge_step(res.loss.loss, res.grad_norm, spikes_on ? &state_.spikes : nullptr);
+  if (v == Verdict::kOk) {
+    state_.opt.step(state_.params, grads_, res.lr);
+    update_router_bias(state_.params, cfg_, res.loss.expert_load, tc_.balance.bias_update_speed);
+    state_.spikes.push(res.loss.loss);
+    ++state_.step;
+    res.step = state_.step;
+    return res;
+  }
+  const bool roll_back = v == Verdict::kNonFinite ? tc_.guards.on_nan == NanAction::kRollback
+                                                 : tc_.guards.on_spike == SpikeAction::kRollback;
+  const std::string what =
+      v == Verdict::kNonFinite
+          ? fmt::format("non-finite loss {} or gradient norm {}", res.loss.loss, res.grad_norm)
+          : fmt::format("loss spike {:.6g} (z-score {:.3g} > {} over the last {} steps)", res.loss.loss,
+                        state_.spikes.zscore(res.loss.loss), tc_.guards.spike_zscore, tc_.guards.spike_window);
+  res.skipped = true;
+  res.event = std::string(v == Verdict::kNonFinite ? "nan" : "spike") + (roll_back ? "_rollback" : "_skip");
+  if (roll_back) {
+    const int64_t from = state_.step + 1;
+    rollback();
+    res.detail = fmt::format("{} at step {} (batch {}): rolled back to the state of step {}; training goes on "
+                             "with batch {}", what, from, res.batch, state_.step, res.batch + 1);
+  } else {
+    ++state_.step;
+    res.detail = fmt::format("{} at step {} (batch {}): update skipped", what, state_.step, res.batch);
+  }
+  res.step = state_.step;
+  return res;
+}
+
+}  // namespace holdfast::train
