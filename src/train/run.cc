@@ -70,11 +70,15 @@ int64_t count_params(ParamStore& p) {
 
 json step_line(const StepResult& r, ParamStore& params, const TrainState& st, double step_s, double elapsed_s) {
   json load = json::object(), bias = json::object();
-  for (size_t l = 0; l < r.loss.expert_load.size(); ++l) {
-    if (r.loss.expert_load[l].empty()) continue;
-    load[std::to_string(l)] = r.loss.expert_load[l];
-    std::span<float> b = params.values(fmt::format("model.layers.{}.mlp.gate.e_score_correction_bias", l));
-    if (!b.empty()) bias[std::to_string(l)] = std::vector<float>(b.begin(), b.end());
+  for (size_t l = 0; l < r.loss.expert_load.size(); ++l)
+    if (!r.loss.expert_load[l].empty()) load[std::to_string(l)] = r.loss.expert_load[l];
+  const std::string_view suffix = ".mlp.gate.e_score_correction_bias", prefix = "model.layers.";
+  for (const model::TensorSpec& s : params.specs()) {
+    const std::string_view n = s.name;
+    if (n.size() <= prefix.size() + suffix.size() || !n.ends_with(suffix)) continue;
+    const std::span<float> b = params.values(s.name);
+    bias[std::string(n.substr(prefix.size(), n.size() - prefix.size() - suffix.size()))] =
+        std::vector<float>(b.begin(), b.end());
   }
   json line = {{"kind", "step"},
                {"step", r.step},
