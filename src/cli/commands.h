@@ -10,6 +10,7 @@ void add_init_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);  // `tokenizer train`
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);

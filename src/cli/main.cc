@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   holdfast::cli::add_logits_command(app);
   holdfast::cli::add_generate_command(app);
   holdfast::cli::add_tokenize_command(app);
+  holdfast::cli::add_tokenizer_command(app);
   holdfast::cli::add_bench_command(app);
   holdfast::cli::add_serve_command(app);
   holdfast::cli::add_grads_command(app);
