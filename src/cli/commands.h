@@ -14,5 +14,6 @@ void add_tokenizer_command(CLI::App& app);  // `tokenizer train`
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 
 }  // namespace holdfast::cli
