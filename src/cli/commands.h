@@ -10,9 +10,11 @@ void add_init_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);  // `tokenizer train`
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 
 }  // namespace holdfast::cli

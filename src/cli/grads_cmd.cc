@@ -15,7 +15,7 @@ void add_grads_command(CLI::App& app) {
   struct Opts {
     std::string model, tokens, targets, out;
     bool mtp = false;
-    double mtp_lambda = 0.3;
+    double mtp_lambda = 0.3, seq_aux_alpha = 0, expert_aux_alpha = 0;
     int threads = 2;
   };
   auto opts = std::make_shared<Opts>();
@@ -36,6 +36,12 @@ void add_grads_command(CLI::App& app) {
                 "Add the MTP loss: total = L_main + (lambda/D)·Σ_m L_MTP^m; module m at position i predicts "
                 "targets[i+m]");
   cmd->add_option("--mtp-lambda", opts->mtp_lambda, "MTP loss weight lambda")->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--seq-aux-alpha", opts->seq_aux_alpha,
+                  "Add the complementary sequence-wise balance loss with this alpha (MODEL-SPEC 5.3, V3)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--expert-aux-alpha", opts->expert_aux_alpha,
+                  "Add the expert-level balance loss over the batch with this alpha (MODEL-SPEC 5.3, V2)")
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--threads", opts->threads, "Worker threads")->check(CLI::Range(1, 256));
   cmd->callback([opts] {
     const auto tokens = parse_token_rows(opts->tokens, "--tokens");
@@ -57,9 +63,13 @@ void add_grads_command(CLI::App& app) {
     model::ModelGrads g = grads.bind_grads(cfg);
     Context ctx(opts->threads);
     const train::LossResult r = train::lm_loss_and_grads(
-        ctx, cfg, weights, tokens, targets, {.mtp = opts->mtp, .mtp_lambda = opts->mtp_lambda}, g);
+        ctx, cfg, weights, tokens, targets, {.mtp = opts->mtp,
+                                       .mtp_lambda = opts->mtp_lambda,
+                                       .seq_aux_alpha = opts->seq_aux_alpha,
+                                       .expert_aux_alpha = opts->expert_aux_alpha}, g);
     std::map<std::string, std::string> meta = {{"loss", fmt::format("{:.17g}", r.loss)},
                                                {"loss_main", fmt::format("{:.17g}", r.main_loss)},
+                                               {"loss_balance", fmt::format("{:.17g}", r.balance_loss)},
                                                {"n_targets", std::to_string(r.n_targets)}};
     if (opts->mtp) {
       std::string s;

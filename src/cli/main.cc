@@ -14,9 +14,11 @@ int main(int argc, char** argv) {
   holdfast::cli::add_logits_command(app);
   holdfast::cli::add_generate_command(app);
   holdfast::cli::add_tokenize_command(app);
+  holdfast::cli::add_tokenizer_command(app);
   holdfast::cli::add_bench_command(app);
   holdfast::cli::add_serve_command(app);
   holdfast::cli::add_grads_command(app);
+  holdfast::cli::add_data_command(app);
   holdfast::cli::add_train_command(app);
   try {
     app.parse(argc, argv);

@@ -19,6 +19,10 @@ struct ConfigError : Error {
 struct CheckpointError : Error {
   using Error::Error;
 };
+// A token dataset (index.json or a shard) is missing, malformed, truncated or fails its checksum.
+struct DataError : Error {
+  using Error::Error;
+};
 // Bad user input to a command (token ids out of range, malformed flag values, ...).
 struct InputError : Error {
   using Error::Error;

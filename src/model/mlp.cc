@@ -97,7 +97,8 @@ void moe_backward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, 
 
   // Router: logits = x·Wgᵀ; the chosen weights depend on the logits through the scores.
   std::vector<float> dlogits(T * E);
-  route_tokens_backward(cfg, saved.routing, dweight.data(), dlogits.data());
+  route_tokens_backward(cfg, saved.routing, dweight.data(), dlogits.data(),
+                        saved.dscores.empty() ? nullptr : saved.dscores.data());
   kernels::matmul_backward(ctx, saved.x.data(), T, w.gate, dlogits.data(), dx, grads.gate);
 }
 

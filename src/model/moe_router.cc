@@ -71,7 +71,8 @@ Routing route_tokens(const DeepSeekConfig& cfg, const float* logits, int64_t T, 
   return out;
 }
 
-void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits) {
+void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits,
+                           const float* dscores) {
   const int64_t T = routing.n_tokens, E = cfg.n_routed_experts, k = routing.k;
   const double rsf = cfg.routed_scaling_factor;
   std::vector<double> ds(E);
@@ -90,6 +91,8 @@ void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, co
     } else {
       for (int64_t j = 0; j < k; ++j) ds[idx[j]] += rsf * dw[j];
     }
+    if (dscores)
+      for (int64_t e = 0; e < E; ++e) ds[e] += dscores[t * E + e];
     float* dz = dlogits + t * E;
     if (cfg.scoring_func == ScoringFunc::kSoftmax) {
       double dot = 0;  // softmax couples every logit: dz = s ⊙ (ds − Σ s·ds)

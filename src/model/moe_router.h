@@ -22,6 +22,8 @@ Routing route_tokens(const DeepSeekConfig& cfg, const float* logits, int64_t T, 
 // dweight: [T, k] dL/d(routing.weight); dlogits: [T, E] (overwritten). The selection (top-k, groups,
 // bias) is piecewise constant: gradient flows only through the chosen experts' scores, through the
 // norm_topk_prob normalization, and then through softmax (all experts' logits) or sigmoid (chosen only).
-void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits);
+// dscores: [T, E] extra dL/d(scores) of every expert (balance losses), or nullptr.
+void route_tokens_backward(const DeepSeekConfig& cfg, const Routing& routing, const float* dweight, float* dlogits,
+                           const float* dscores = nullptr);
 
 }  // namespace holdfast::model

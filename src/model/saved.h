@@ -36,6 +36,9 @@ struct MoeSaved {
   std::vector<MlpSaved> experts;             // per expert, over its gathered tokens
   std::vector<std::vector<float>> expert_out;  // per expert: [n_e, H] Expert_e(x) before weighting
   MlpSaved shared;                           // shared experts (when present)
+  // [T, E] extra dL/d(scores) from the balance losses (MODEL-SPEC §5.3), set by the loss between
+  // forward and backward; empty when no balance loss is on.
+  std::vector<float> dscores;
 };
 
 struct LayerSaved {

@@ -32,6 +32,10 @@ enum class ChatStyle {
 // "<think>" block in the generation prompt, else V3 (also when the file is absent or unreadable).
 ChatStyle detect_chat_style(const std::string& model_dir);
 
+// The Jinja template of `style` for tokenizer_config.json (V3: the DeepSeek-V3 file's, verbatim; R1: with the
+// two changes of MODEL-SPEC §8.2), which detect_chat_style recognizes and render_chat reproduces.
+std::string chat_template_jinja(ChatStyle style);
+
 // Throws holdfast::InputError when a user, system or tool message, or an assistant message without tool calls,
 // has no content.
 std::string render_chat(std::span<const ChatMessage> messages, ChatStyle style, bool add_generation_prompt);

@@ -1,5 +1,7 @@
 #include "tokenizer/split_patterns.h"
 
+#include <utility>
+
 #include "tokenizer/char_class.h"
 #include "tokenizer/utf8.h"
 
@@ -137,6 +139,18 @@ std::optional<SplitPattern> recognize_split_pattern(std::string_view regex) {
   return std::nullopt;
 }
 
+std::string_view split_pattern_regex(SplitPattern pattern) {
+  switch (pattern) {
+    case SplitPattern::kDigits:
+      return kDigitsRegex;
+    case SplitPattern::kCjkKana:
+      return kCjkKanaRegex;
+    case SplitPattern::kV3Words:
+      return kV3WordsRegex;
+  }
+  return {};
+}
+
 void split_isolated(SplitPattern pattern, std::string_view piece, std::vector<std::string_view>& out) {
   switch (pattern) {
     // Lambdas, so that each pattern gets its own inlined instantiation of split_with.
@@ -147,6 +161,20 @@ void split_isolated(SplitPattern pattern, std::string_view piece, std::vector<st
     case SplitPattern::kV3Words:
       return split_with(piece, out, [](std::string_view s, size_t pos) { return match_v3_words(s, pos); });
   }
+}
+
+void pre_tokenize(std::span<const SplitPattern> splits, std::string_view text, std::vector<std::string_view>& out,
+                  PreTokenizeScratch& scratch) {
+  if (text.empty()) return;
+  std::vector<std::string_view>*cur = &scratch.a, *next = &scratch.b;
+  cur->assign(1, text);
+  for (size_t i = 0; i < splits.size(); ++i) {
+    std::vector<std::string_view>& dst = i + 1 == splits.size() ? out : *next;
+    if (&dst == next) next->clear();
+    for (std::string_view piece : *cur) split_isolated(splits[i], piece, dst);
+    std::swap(cur, next);
+  }
+  if (splits.empty()) out.push_back(text);
 }
 
 }  // namespace holdfast::tokenizer

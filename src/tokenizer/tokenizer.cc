@@ -147,12 +147,9 @@ struct Tokenizer::Impl {
 
   void encode_segment(std::string_view segment, std::vector<int32_t>& out) const {
     if (segment.empty()) return;
-    std::vector<std::string_view> pieces{segment}, next;
-    for (SplitPattern p : splits) {
-      next.clear();
-      for (std::string_view piece : pieces) split_isolated(p, piece, next);
-      pieces.swap(next);
-    }
+    std::vector<std::string_view> pieces;
+    PreTokenizeScratch scratch;
+    pre_tokenize(splits, segment, pieces, scratch);
     for (std::string_view piece : pieces) bpe->encode_piece(piece, out);
   }
 

@@ -28,6 +28,43 @@ void update_router_bias(ParamStore& params, const model::DeepSeekConfig& cfg,
   }
 }
 
+std::vector<int64_t> count_expert_load(const model::DeepSeekConfig& cfg, const model::Routing& routing) {
+  std::vector<int64_t> load(cfg.n_routed_experts, 0);
+  for (int32_t e : routing.expert) ++load[e];
+  return load;
+}
+
+double balance_loss_and_grad(const model::DeepSeekConfig& cfg, const model::Routing& routing,
+                             const std::vector<int64_t>& load, double scale, std::vector<float>& dscores,
+                             int64_t count_tokens) {
+  const int64_t E = cfg.n_routed_experts, k = routing.k, T = routing.n_tokens;
+  if (count_tokens < 0) count_tokens = T;
+  HOLDFAST_CHECK(int64_t(load.size()) == E && T > 0, "balance loss: load over {} experts for E = {}", load.size(), E);
+  const bool normalize = cfg.scoring_func == model::ScoringFunc::kSigmoid;
+  std::vector<double> f(E);
+  for (int64_t e = 0; e < E; ++e) f[e] = double(E) / double(k * count_tokens) * double(load[e]);
+  if (dscores.empty()) dscores.assign(T * E, 0.0f);
+  // L = Σ_t Σ_e c_e·s'_{e,t} with c_e = scale·f_e/T. For s' = s/Σs: dL/ds_e = (c_e − Σ_e' c_e'·s'_e') / Σs.
+  double loss = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* s = routing.scores.data() + t * E;
+    double sum = 1;
+    if (normalize) {
+      sum = 0;
+      for (int64_t e = 0; e < E; ++e) sum += s[e];
+    }
+    double dot = 0;
+    for (int64_t e = 0; e < E; ++e) dot += scale * f[e] / double(T) * (s[e] / sum);
+    loss += dot;
+    float* ds = dscores.data() + t * E;
+    for (int64_t e = 0; e < E; ++e) {
+      const double c = scale * f[e] / double(T);
+      ds[e] += float(normalize ? (c - dot) / sum : c);
+    }
+  }
+  return loss;
+}
+
 void accumulate_expert_load(std::vector<std::vector<int64_t>>& into, const std::vector<std::vector<int64_t>>& from) {
   if (into.empty()) {
     into = from;

@@ -420,6 +420,7 @@ class Gate:
             if fin.any():
                 self.min_margin = min(self.min_margin, (kth[fin] - nxt[fin]).min().item())
         idx = cm.topk(k, dim=-1).indices
+        self.last = (s, idx)  # scores and selection of the latest call, for the balance losses (spec 5.3)
         w = (c if "bias_in_weights" in fl else s).gather(1, idx)
         if "grad_through_selection" in fl:  # value unchanged, gradient also through every expert's score
             w = w + (s.sum(-1, keepdim=True) - s.sum(-1, keepdim=True).detach())

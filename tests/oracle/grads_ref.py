@@ -10,6 +10,7 @@ gradient is the total), as holdfast does; a tied lm_head is model.embed_tokens.w
 CLI:
   /usr/bin/python3 tests/oracle/grads_ref.py --model DIR --tokens "1,2,3;4,5,6" --targets "2,3,4;5,6,-100" \
       --out GRADS.npz [--mtp] [--mtp-lambda 0.3] [--flip FEATURE ...] [--untied-mtp]
+      [--seq-aux-alpha A] [--expert-aux-alpha A1]     (+ the balance losses of spec 5.3)
 Writes float64 gradients by HF name and the loss (key "__loss__") with np.savez.
 """
 from __future__ import annotations
@@ -32,8 +33,29 @@ def trainable(name: str) -> bool:
     return not name.endswith("e_score_correction_bias")
 
 
+def balance_loss(model, B: int, S: int, seq_alpha: float, expert_alpha: float):
+    """Spec 5.3 over the main model's MoE layers: the sequence-wise loss (mean over sequences) and the
+    expert-level loss over the batch's B*S tokens; s' = s / sum(s) for sigmoid scores, s for softmax."""
+    total = torch.zeros((), dtype=torch.float64)
+    for blk in model.layers:
+        if not isinstance(blk.ffn, ref.MoE):
+            continue
+        s, idx = blk.ffn.gate.last
+        E, k = s.shape[-1], idx.shape[-1]
+        sp = s / s.sum(-1, keepdim=True) if model.a.score_func == "sigmoid" else s
+        sp = sp.reshape(B, S, E)
+        counts = F.one_hot(idx.reshape(B, S, k), E).sum(2).to(s.dtype)  # [B, S, E]
+        if seq_alpha:
+            f = E / (k * S) * counts.sum(1)  # [B, E]
+            total = total + seq_alpha * (f * sp.mean(1)).sum(-1).mean()
+        if expert_alpha:
+            f = E / (k * B * S) * counts.sum((0, 1))
+            total = total + expert_alpha * (f * sp.reshape(-1, E).mean(0)).sum()
+    return total
+
+
 def compute(model_dir: str, tokens: torch.Tensor, targets: torch.Tensor, mtp: bool = False, lam: float = 0.3,
-            flips=(), untied_mtp: bool = False, state=None):
+            flips=(), untied_mtp: bool = False, state=None, seq_alpha: float = 0.0, expert_alpha: float = 0.0):
     """-> (loss float, {name: float64 numpy gradient}, min routing margin)."""
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
@@ -63,6 +85,8 @@ def compute(model_dir: str, tokens: torch.Tensor, targets: torch.Tensor, mtp: bo
         D = args.n_mtp
         for m, lg in enumerate(mtp_logits, start=1):
             loss = loss + lam / D * mean_ce(lg, targets[:, m:])
+    if seq_alpha or expert_alpha:
+        loss = loss + balance_loss(model, tokens.shape[0], tokens.shape[1], seq_alpha, expert_alpha)
     params = [t for name, t in W.t.items() if trainable(name)]
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     by_id = {id(t): (g if g is not None else torch.zeros_like(t)) for t, g in zip(params, grads)}
@@ -81,9 +105,11 @@ def main(argv=None):
     ap.add_argument("--mtp-lambda", type=float, default=0.3)
     ap.add_argument("--flip", action="append", default=[], choices=sorted(ref.FLIPS))
     ap.add_argument("--untied-mtp", action="store_true")
+    ap.add_argument("--seq-aux-alpha", type=float, default=0.0)
+    ap.add_argument("--expert-aux-alpha", type=float, default=0.0)
     a = ap.parse_args(argv)
     loss, grads, _ = compute(a.model, ref.parse_tokens(a.tokens), ref.parse_tokens(a.targets), a.mtp, a.mtp_lambda,
-                             a.flip, a.untied_mtp)
+                             a.flip, a.untied_mtp, seq_alpha=a.seq_aux_alpha, expert_alpha=a.expert_aux_alpha)
     np.savez(a.out, __loss__=np.array(loss), **grads)
     print(f"loss {loss:.12g}")
 

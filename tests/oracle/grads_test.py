@@ -63,10 +63,11 @@ def make_batch(rng, V, B, S, ign):
     return toks, tg
 
 
-def holdfast_grads(model_dir, toks, tg, mtp, lam, out):
+def holdfast_grads(model_dir, toks, tg, mtp, lam, out, extra=()):
     if os.path.exists(out):
         os.remove(out)
     cmd = [BIN, "grads", "--model", model_dir, "--tokens", rows_arg(toks), "--targets", rows_arg(tg), "--out", out]
+    cmd += list(extra)
     if mtp:
         cmd += ["--mtp", "--mtp-lambda", str(lam)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -199,6 +200,36 @@ def main() -> int:
                         worst_per[key] = max(worst_per.get(key, 0.0), worst)
                         rows.append((cfg_name, label, case, "mtp" + str(lam) if mtp else "main", loss, lrel, worst,
                                      wname, margin, status))
+                        print(f"{tag:40s} loss {loss:10.6f} rel {lrel:8.1e} grad {worst:8.2e} {status}", flush=True)
+
+                # Balance losses (spec 5.3) on the 3x17 batch: sequence-wise and expert-level, each with a large
+                # alpha so the term is visible; the oracle without the term must disagree.
+                if label == "init-f32":
+                    case, toks, tg = batches[2]
+                    for flag, kw in [("--seq-aux-alpha", "seq_alpha"), ("--expert-aux-alpha", "expert_alpha")]:
+                        tag = f"{cfg_name}/{label}/{case}/{flag[2:]}"
+                        try:
+                            loss, got = holdfast_grads(model_dir, toks, tg, False, 0.0, out, [flag, "0.5"])
+                            rloss, want, margin = grads_ref.compute(model_dir, torch.from_numpy(toks),
+                                                                    torch.from_numpy(tg), state=state, **{kw: 0.5})
+                            _, plain, _ = grads_ref.compute(model_dir, torch.from_numpy(toks), torch.from_numpy(tg),
+                                                            state=state)
+                        except Exception as e:  # noqa: BLE001
+                            fail(f"{tag}: {e}")
+                            continue
+                        worst, wname, problems = compare(got, want)
+                        lrel = rel_loss(loss, rloss)
+                        status = "ok"
+                        for p in problems + ([f"{wname} max|diff|/max|ref| = {worst:.3g}"] if worst >= GRAD_TOL else [])\
+                                + ([f"loss {loss!r} vs oracle {rloss!r}"] if lrel >= LOSS_TOL else []):
+                            fail(f"{tag}: {p}")
+                            status = "FAIL"
+                        sens, sname, _ = compare(got, plain)
+                        sens_rows.append((cfg_name, "no " + flag[2:], sens, sname, "ok" if sens > SENSITIVITY_MIN else "FAIL"))
+                        if sens <= SENSITIVITY_MIN:
+                            fail(f"{tag}: the balance loss moves gradients by only {sens:.3g}")
+                        worst_per[(cfg_name, label)] = max(worst_per.get((cfg_name, label), 0.0), worst)
+                        rows.append((cfg_name, label, case, flag[2:5] + "-aux", loss, lrel, worst, wname, margin, status))
                         print(f"{tag:40s} loss {loss:10.6f} rel {lrel:8.1e} grad {worst:8.2e} {status}", flush=True)
 
                 # Sensitivity: a gradient-rule bug in the oracle (identical forward) must be visible.
