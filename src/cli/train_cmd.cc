@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <map>
 
@@ -39,8 +40,11 @@ class Progress {
   Progress(bool tty, int64_t log_every) : tty_(tty), log_every_(log_every) {}
   void step(const train::StepReport& r) {
     const train::StepResult& s = *r.result;
-    const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {} tok/s  ETA {}", r.step, r.steps,
-                                         s.loss.loss, s.lr, rate(r.tokens_per_s), duration(r.eta_s));
+    // Per-step throughput jitters with the machine; show a moving average.
+    rate_ = rate_ > 0 ? 0.8 * rate_ + 0.2 * r.tokens_per_s : r.tokens_per_s;
+    const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {} tok/s  ETA {}{}", r.step, r.steps,
+                                         s.loss.loss, s.lr, rate(rate_), duration(r.eta_s),
+                                         s.skipped ? "  (skipped)" : "");
     if (tty_) {
       const int width = 24;
       const int filled = r.steps ? int(width * r.step / r.steps) : 0;
@@ -65,6 +69,7 @@ class Progress {
   bool tty_;
   int64_t log_every_;
   bool active_ = false;
+  double rate_ = 0;
 };
 
 }  // namespace
@@ -125,7 +130,9 @@ void add_train_command(CLI::App& app) {
     fmt::print("loss {:.4f} -> {:.4f} (mean of the last 10 steps)", s.first_loss, s.last_loss);
     if (s.val_loss >= 0) fmt::print("; val_loss {:.4f}", s.val_loss);
     fmt::print("; unigram entropy of the training data {:.4f} nats", s.unigram_entropy);
-    if (s.val_loss >= 0) fmt::print(" ({:.4f} nats below it)", s.unigram_entropy - s.val_loss);
+    if (s.val_loss >= 0)
+      fmt::print(" (val_loss is {:.4f} nats {} it)", std::abs(s.unigram_entropy - s.val_loss),
+                 s.val_loss < s.unigram_entropy ? "below" : "above");
     fmt::print("\n");
     if (s.skipped_steps || s.failed_checkpoints)
       fmt::print("guards: {} step(s) skipped ({} rollback(s)); {} checkpoint write(s) failed\n", s.skipped_steps,

@@ -196,7 +196,7 @@ RunSummary run_training(const TrainConfig& tc, bool resume, const RunCallbacks& 
   int64_t val_sequences = 0;
   if (val_ds) {
     val_sampler.emplace(*val_ds, tc.batch.seq_len, tc.seed);
-    val_sequences = std::min<int64_t>(tc.eval.batches * tc.batch.micro_batch, val_sampler->sequences_per_epoch());
+    val_sequences = std::min<int64_t>(tc.eval.batches * tc.micro_batch(), val_sampler->sequences_per_epoch());
   }
 
   RunSummary sum;

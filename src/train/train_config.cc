@@ -152,9 +152,9 @@ std::vector<TrainField> build_fields() {
            "Split used for validation loss; \"\" = no validation"),
       integer("batch.global_batch", [](TrainConfig& c) -> auto& { return c.batch.global_batch; }, 1, 1 << 20,
               "Sequences per optimizer step"),
-      integer("batch.micro_batch", [](TrainConfig& c) -> auto& { return c.batch.micro_batch; }, 1, 1 << 20,
+      integer("batch.micro_batch", [](TrainConfig& c) -> auto& { return c.batch.micro_batch; }, 0, 1 << 20,
               "Sequences per forward/backward pass (gradient accumulation over global_batch / micro_batch); "
-              "must divide global_batch"),
+              "must divide global_batch; 0 = global_batch"),
       integer("batch.seq_len", [](TrainConfig& c) -> auto& { return c.batch.seq_len; }, 1, 1 << 20,
               "Tokens per sequence"),
       integer("steps", [](TrainConfig& c) -> auto& { return c.steps; }, 1, kMax,
@@ -372,7 +372,7 @@ void TrainConfig::validate() const {
                                                       "directory)", src));
   if (data.train_split.empty()) throw ConfigError(fmt::format("{}: data.train_split must not be empty", src));
   if (out_dir.empty()) throw ConfigError(fmt::format("{}: out_dir must not be empty", src));
-  if (batch.global_batch % batch.micro_batch != 0)
+  if (batch.global_batch % micro_batch() != 0)
     throw ConfigError(fmt::format("{}: batch.micro_batch = {} must divide batch.global_batch = {}", src,
                                   batch.micro_batch, batch.global_batch));
   if (stop_at > steps)

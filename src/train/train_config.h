@@ -28,7 +28,7 @@ struct TrainConfig {
   } data;
   struct Batch {
     int64_t global_batch = 8;  // sequences per optimizer step
-    int64_t micro_batch = 8;   // sequences per forward/backward; divides global_batch
+    int64_t micro_batch = 0;   // sequences per forward/backward; divides global_batch; 0 = global_batch
     int64_t seq_len = 256;
   } batch;
   int64_t steps = 100;    // optimizer steps of the whole run (the LR schedule spans them)
@@ -80,6 +80,7 @@ struct TrainConfig {
   // Cross-field checks (exactly one model source, micro_batch divides global_batch, schedule fits
   // the steps, ...). Throws ConfigError naming the field(s).
   void validate() const;
+  int64_t micro_batch() const { return batch.micro_batch ? batch.micro_batch : batch.global_batch; }
   nlohmann::json to_json() const;
   // Parses a whole config (unknown keys, wrong types and out-of-range values are ConfigErrors naming
   // `source` and the dotted key). Fields not given keep their defaults. Does not call validate().

@@ -128,8 +128,8 @@ LossResult Trainer::accumulate(const MicroBatchPlan& plan) {
 
 StepResult Trainer::step() {
   const int64_t G = tc_.batch.global_batch;
-  const MicroBatchPlan plan{.base = state_.sampler.next_sequence, .micro_batch = tc_.batch.micro_batch,
-                            .n_micro = G / tc_.batch.micro_batch};
+  const MicroBatchPlan plan{.base = state_.sampler.next_sequence, .micro_batch = tc_.micro_batch(),
+                            .n_micro = G / tc_.micro_batch()};
   StepResult res;
   res.batch = state_.batches_done(G) + 1;
   res.loss = accumulate(plan);

@@ -84,7 +84,8 @@ TEST(TrainConfig, ErrorsNameTheKeyAndTheProblem) {
   j["mtp"] = 1;
   EXPECT_HAS(config_error(j), "mtp must be an object");
   EXPECT_HAS(flag_error("optimizer.lr", "abc"), "--optimizer.lr: 'abc' is not a number");
-  EXPECT_HAS(flag_error("batch.micro_batch", "0"), "--batch.micro_batch = 0 is out of range");
+  EXPECT_HAS(flag_error("batch.micro_batch", "-1"), "--batch.micro_batch = -1 is out of range");
+  EXPECT_HAS(flag_error("batch.seq_len", "0"), "--batch.seq_len = 0 is out of range");
   EXPECT_HAS(flag_error("mtp.enabled", "maybe"), "--mtp.enabled: 'maybe' is not true or false");
   EXPECT_HAS(flag_error("fault_injection.spike_at", "3,x"), "not a comma-separated list");
 }
