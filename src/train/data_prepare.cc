@@ -179,6 +179,9 @@ std::string check_prepare_options(const PrepareOptions& opts) {
   if (opts.batch_bytes < 1) throw InputError(fmt::format("batch_bytes must be >= 1, got {}", opts.batch_bytes));
   if (!(opts.val_fraction >= 0 && opts.val_fraction <= 0.5))
     throw InputError(fmt::format("--val-fraction must be in [0, 0.5], got {}", opts.val_fraction));
+  if (opts.val_fraction > 0 && opts.val_fraction < 1e-9)
+    throw InputError(fmt::format("--val-fraction {} is below 1e-9 (one document in a billion); use 0 for no val split",
+                                 opts.val_fraction));
   std::string out = opts.out_dir;
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   if (out.empty()) throw InputError("data prepare: --out is empty");
