@@ -15,5 +15,6 @@ void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace holdfast::cli
