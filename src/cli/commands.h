@@ -16,5 +16,6 @@ void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace holdfast::cli

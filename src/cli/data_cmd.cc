@@ -40,8 +40,10 @@ void run_prepare(const PrepareCliOpts& o) {
   if (o.split_blank_lines && o.doc_lines) throw InputError("--split-blank-lines and --doc-lines exclude each other");
   if (o.split_blank_lines) p.docs.split = train::TextSplit::BlankLines;
   if (o.doc_lines) p.docs.split = train::TextSplit::Lines, p.docs.doc_lines = o.doc_lines;
-  p.batch_bytes = std::max<int64_t>(int64_t(4) << 20, 4 * o.chunk_bytes);
+  // Enough pieces per batch to keep every thread busy even when documents are one chunk each.
+  p.batch_bytes = std::max<int64_t>(int64_t(4) << 20, 2 * int64_t(o.threads) * o.chunk_bytes);
 
+  train::check_prepare_options(p);  // fail fast, before the tokenizer load
   const auto tok = tokenizer::Tokenizer::load(o.tokenizer);
   train::TokenEncoder enc;
   enc.vocab_size = tok.vocab_size();
@@ -65,7 +67,8 @@ void run_prepare(const PrepareCliOpts& o) {
   const train::PrepareStats st =
       train::prepare_dataset(enc, p, ctx, [&bar](int64_t done, int64_t total) { bar.update(done, total); });
   const double mbps = st.seconds > 0 ? double(st.input_bytes) / 1e6 / st.seconds : 0.0;
-  std::string extra = fmt::format(", {} threads; train: {} documents, {} tokens, {} shards", o.threads,
+  const double cpu_mbps = st.cpu_seconds > 0 ? double(st.input_bytes) / 1e6 / st.cpu_seconds : 0.0;
+  std::string extra = fmt::format(", {} threads, {:.1f} MB per CPU-second; train: {} documents, {} tokens, {} shards", o.threads, cpu_mbps,
                                   st.train.n_documents, st.train.n_tokens, st.train.n_shards);
   if (o.val_fraction > 0)
     extra += fmt::format("; val: {} documents, {} tokens, {} shards", st.val.n_documents, st.val.n_tokens,
@@ -76,6 +79,8 @@ void run_prepare(const PrepareCliOpts& o) {
       {"input_bytes", st.input_bytes},
       {"seconds", st.seconds},
       {"mb_per_s", mbps},
+      {"cpu_seconds", st.cpu_seconds},
+      {"mb_per_cpu_s", cpu_mbps},
       {"threads", o.threads},
       {"train", {{"documents", st.train.n_documents}, {"tokens", st.train.n_tokens}, {"shards", st.train.n_shards}}},
       {"val", {{"documents", st.val.n_documents}, {"tokens", st.val.n_tokens}, {"shards", st.val.n_shards}}}};

@@ -3,6 +3,7 @@
 #include "train/data_prepare.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -164,13 +165,23 @@ const char* split_mode_name(const DocReaderOptions& d) {
   return d.split == TextSplit::File ? "file" : d.split == TextSplit::BlankLines ? "blank-lines" : "lines";
 }
 
-// Checks options and the target; returns the target path without trailing slashes.
-std::string check_target(const PrepareOptions& opts) {
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+}  // namespace
+
+std::string check_prepare_options(const PrepareOptions& opts) {
   if (opts.inputs.empty()) throw InputError("data prepare: no input files (--input)");
   if (opts.shard_tokens < 1) throw InputError(fmt::format("--shard-tokens must be >= 1, got {}", opts.shard_tokens));
   if (opts.batch_bytes < 1) throw InputError(fmt::format("batch_bytes must be >= 1, got {}", opts.batch_bytes));
   if (!(opts.val_fraction >= 0 && opts.val_fraction <= 0.5))
     throw InputError(fmt::format("--val-fraction must be in [0, 0.5], got {}", opts.val_fraction));
+  if (opts.val_fraction > 0 && opts.val_fraction < 1e-9)
+    throw InputError(fmt::format("--val-fraction {} is below 1e-9 (one document in a billion); use 0 for no val split",
+                                 opts.val_fraction));
   std::string out = opts.out_dir;
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   if (out.empty()) throw InputError("data prepare: --out is empty");
@@ -183,8 +194,14 @@ std::string check_target(const PrepareOptions& opts) {
     if (!fs::is_directory(out, ec) || !fs::exists(fs::path(out) / "index.json", ec))
       throw InputError(fmt::format("{}: refusing to replace it: not a dataset directory (no index.json)", out));
   }
+  if (opts.docs.chunk_bytes < 1)
+    throw InputError(fmt::format("--chunk-bytes must be >= 1, got {}", opts.docs.chunk_bytes));
+  if (opts.docs.format == DocFormat::Text && opts.docs.split == TextSplit::Lines && opts.docs.doc_lines < 1)
+    throw InputError(fmt::format("--doc-lines must be >= 1, got {}", opts.docs.doc_lines));
   return out;
 }
+
+namespace {
 
 // Moves the finished temporary directory to `out`, replacing an old dataset there.
 void publish(const std::string& tmp, const std::string& out) {
@@ -207,7 +224,8 @@ void publish(const std::string& tmp, const std::string& out) {
 PrepareStats prepare_dataset(const TokenEncoder& enc, const PrepareOptions& opts, Context& ctx,
                              const PrepareProgress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string out = check_target(opts);
+  const double cpu0 = process_cpu_seconds();
+  const std::string out = check_prepare_options(opts);
   if (enc.vocab_size < 1 || enc.eos_id < 0 || enc.eos_id >= enc.vocab_size)
     throw InputError(fmt::format("data prepare: EOS id {} is outside the vocabulary [0, {})", enc.eos_id,
                                  enc.vocab_size));
@@ -286,6 +304,7 @@ PrepareStats prepare_dataset(const TokenEncoder& enc, const PrepareOptions& opts
   }
   stats.input_bytes = reader.bytes_total();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats.cpu_seconds = process_cpu_seconds() - cpu0;
   return stats;
 }
 

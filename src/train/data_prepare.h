@@ -39,9 +39,13 @@ struct SplitStats {
 
 struct PrepareStats {
   int64_t input_bytes = 0;
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;  // wall time and process CPU time (all threads) of the run
   SplitStats train, val;
 };
+
+// Checks the options and the target directory without reading any input (so a command can fail fast,
+// before loading a tokenizer); returns out_dir without trailing slashes. Throws InputError.
+std::string check_prepare_options(const PrepareOptions& opts);
 
 // progress(bytes_done, bytes_total) is called from the calling thread after each batch.
 using PrepareProgress = std::function<void(int64_t, int64_t)>;

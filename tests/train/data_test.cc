@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -201,6 +202,10 @@ TEST(DataPrepare, RefusesToOverwriteWithoutForce) {
   o.inputs = {t / "a.txt"};
   o.val_fraction = 0.5;  // one document: none is every 2nd
   EXPECT_THROW(prepare(byte_encoder(1, 0), o), InputError);
+  for (double bad : {-0.1, 0.6, 1e-12, std::nan("")}) {
+    o.val_fraction = bad;
+    EXPECT_THROW(prepare(byte_encoder(1, 0), o), InputError) << bad;
+  }
   EXPECT_EQ(t.entries(), (std::vector<std::string>{"a.txt", "b.txt", "ds", "empty.txt"}));
 }
 
