@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   holdfast::cli::add_bench_command(app);
   holdfast::cli::add_serve_command(app);
   holdfast::cli::add_grads_command(app);
+  holdfast::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
