@@ -97,11 +97,13 @@ QuantizeSummary quantize_checkpoint(Context& ctx, const std::string& in_dir, DTy
 
   // Plan: every output tensor, and which inputs are quantized.
   std::set<std::string> to_quantize;
+  for (const std::string_view suffix : {".qweight", ".qscale"})
+    for (const std::string& n : names)
+      if (ends_with(n, suffix))
+        throw CheckpointError(fmt::format("{}: '{}' is already quantized; quantize an F32, BF16, F16 or FP8 checkpoint",
+                                          ckpt.get(n).file, n));
   for (const std::string& n : names) {
     const TensorInfo& t = ckpt.get(n);
-    if (ends_with(n, ".qweight") || ends_with(n, ".qscale"))
-      throw CheckpointError(fmt::format("{}: '{}' is already quantized; quantize an F32, BF16, F16 or FP8 checkpoint",
-                                        t.file, n));
     if (should_quantize(n, t.shape, t.dtype, cfg.tie_word_embeddings)) to_quantize.insert(n);
   }
   std::vector<SafetensorsStreamWriter::Tensor> out;
