@@ -9,7 +9,8 @@ Run by ctest with HOLDFAST_BIN and HOLDFAST_SOURCE_DIR. For the three tiny oracl
     exactly the dequantized weights: only the kernels' int8 activation rounding differs, so
     per position max|diff| <= KERNEL_TOL * max|logits|, except at most KERNEL_FLIPS positions where a
     near-tie in a router picks another expert (random weights), and a median under KERNEL_TOL / 2
-    (both MLA forms; S=6 runs every projection on the integer kernels, S=12 the prefill GEMM path);
+    (both MLA forms and `logits --decode`; S=6 runs every projection on the integer kernels, S=12 the
+    prefill GEMM path);
   * compares q8 with the original F32 model: per position max|diff| / max|logits| has median
     <= Q8_TOL and top-1 agreement >= Q8_TOP1 (random weights, so an occasional routing flip is allowed);
 then quantizes a sharded FP8 checkpoint (tests/oracle/gen_checkpoint.py) the same way, checks that
@@ -171,22 +172,24 @@ def write_f32_checkpoint(state: dict, src_dir: str, out_dir: str) -> None:
 
 
 def logits(model: str, tokens: str, mla: str, tmp: str) -> np.ndarray:
+    """mla: naive, absorb, or decode (one token at a time through the cache, absorbed)."""
     out = os.path.join(tmp, "logits.npy")
-    must(["logits", "--model", model, "--tokens", tokens, "--mla", mla, "--out", out])
+    form = ["--mla", "absorb", "--decode"] if mla == "decode" else ["--mla", mla]
+    must(["logits", "--model", model, "--tokens", tokens, "--out", out] + form)
     return np.load(out)
 
 
 def compare_kernel(name: str, qdir: str, deqdir: str, tmp: str) -> None:
-    for tokens in (TOKENS_6, TOKENS_12):
-        for mla in ("naive", "absorb"):
-            a, b = logits(qdir, tokens, mla, tmp), logits(deqdir, tokens, mla, tmp)
-            per_pos = (np.abs(a - b).max(axis=-1) / np.abs(b).max()).ravel()
-            med, n_over = float(np.median(per_pos)), int((per_pos > KERNEL_TOL).sum())
-            print(f"  {name} {mla} S={a.shape[1]}: vs dequantized F32 per-position rel median {med:.4f}, "
-                  f"max {per_pos.max():.4f}, {n_over} of {per_pos.size} over {KERNEL_TOL}")
-            if not (med <= KERNEL_TOL / 2 and n_over <= KERNEL_FLIPS):
-                fail(f"{name} {mla} S={a.shape[1]}: kernels differ from the dequantized model: median {med:.4f}, "
-                     f"{n_over} positions over {KERNEL_TOL}")
+    for tokens, mla in ((TOKENS_6, "naive"), (TOKENS_6, "absorb"), (TOKENS_6, "decode"), (TOKENS_12, "naive"),
+                        (TOKENS_12, "absorb")):
+        a, b = logits(qdir, tokens, mla, tmp), logits(deqdir, tokens, mla, tmp)
+        per_pos = (np.abs(a - b).max(axis=-1) / np.abs(b).max()).ravel()
+        med, n_over = float(np.median(per_pos)), int((per_pos > KERNEL_TOL).sum())
+        print(f"  {name} {mla} S={a.shape[1]}: vs dequantized F32 per-position rel median {med:.4f}, "
+              f"max {per_pos.max():.4f}, {n_over} of {per_pos.size} over {KERNEL_TOL}")
+        if not (med <= KERNEL_TOL / 2 and n_over <= KERNEL_FLIPS):
+            fail(f"{name} {mla} S={a.shape[1]}: kernels differ from the dequantized model: median {med:.4f}, "
+                 f"{n_over} positions over {KERNEL_TOL}")
 
 
 def compare_model(name: str, qdir: str, ref_dir: str, tmp: str, tol: float, top1_min: float) -> None:
