@@ -114,6 +114,27 @@ TEST(Quant, KernelsMatchReferenceOnEveryTarget) {
   std::printf("\n");
 }
 
+TEST(Quant, SimdDequantizeMatchesDefinitionOnEveryTarget) {
+  const auto targets = quant_kernel_targets();
+  for (const auto& [bit, name] : targets) {
+    force_simd_target(bit);
+    SCOPED_TRACE(name);
+    Rng rng(uint64_t(bit) + 7);
+    for (DType dt : {DType::kQ8, DType::kQ4})
+      for (int64_t cols : {1, 17, 32, 33, 128, 200, 1000}) {
+        const QuantWeight qw = make_weight(dt, 3, cols, rng, 1);
+        std::vector<float> got(cols + 1, -1.0f), want(cols);
+        for (int64_t r = 0; r < 3; ++r) {
+          weight_row_to_f32(qw.ref(), r, got.data());
+          ref::dequantize_row(qw.ref(), r, want.data());
+          for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(got[c], want[c]) << dtype_name(dt) << " cols " << cols << " at " << r << "," << c;
+          ASSERT_EQ(got[cols], -1.0f) << "wrote past the row";
+        }
+      }
+  }
+  force_simd_target(0);
+}
+
 TEST(Quant, RowSliceAndSingleThread) {
   Context ctx(1);
   Rng rng(3);

@@ -116,6 +116,34 @@ void Q4Rows(const QuantMatArgs& p, int64_t t0) {
 }
 #endif
 
+// One row of Q4 weights (cols values, padding dropped) to F32: w = d · (q − 8).
+void DequantRowQ4(const void* q, const uint16_t* s, int64_t cols, float* HWY_RESTRICT out) {
+  const hn::CappedTag<float, 16> df;
+  const hn::Rebind<int32_t, decltype(df)> di32;
+  const hn::Rebind<uint8_t, decltype(df)> du8;
+  const int64_t N = int64_t(hn::Lanes(df));
+  const auto* qb = static_cast<const uint8_t*>(q);
+  for (int64_t b = 0; b * 32 < cols; ++b) {
+    const float d = f16_to_f32(s[b]);
+    const int64_t c0 = b * 32;
+    const uint8_t* p = qb + b * 16;
+    if (c0 + 32 > cols || 16 % N != 0) {
+      for (int64_t j = 0; j < 32 && c0 + j < cols; ++j)
+        out[c0 + j] = d * float((j < 16 ? (p[j] & 0xF) : (p[j - 16] >> 4)) - 8);
+      continue;
+    }
+    const auto vd = hn::Set(df, d), eight = hn::Set(df, 8.0f);
+    const auto mask = hn::Set(du8, uint8_t(0x0F));
+    for (int64_t i = 0; i < 16; i += N) {
+      const auto v = hn::LoadU(du8, p + i);
+      const auto lo = hn::ConvertTo(df, hn::PromoteTo(di32, hn::And(v, mask)));
+      const auto hi = hn::ConvertTo(df, hn::PromoteTo(di32, hn::ShiftRight<4>(v)));
+      hn::StoreU(hn::Mul(hn::Sub(lo, eight), vd), df, out + c0 + i);
+      hn::StoreU(hn::Mul(hn::Sub(hi, eight), vd), df, out + c0 + 16 + i);
+    }
+  }
+}
+
 void MatmulQ4Rows(const QuantMatArgs& p) {
   const int64_t n = p.acts->n;
   for (int64_t t0 = 0; t0 < n; t0 += 4) {

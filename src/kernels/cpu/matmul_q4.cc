@@ -14,8 +14,13 @@
 namespace holdfast::kernels {
 
 HWY_EXPORT(MatmulQ4Rows);
+HWY_EXPORT(DequantRowQ4);
 
 void matmul_q4_rows(const QuantMatArgs& a) { HWY_DYNAMIC_DISPATCH(MatmulQ4Rows)(a); }
+
+void dequant_q4_row(const void* q, const uint16_t* s, int64_t cols, float* out) {
+  HWY_DYNAMIC_DISPATCH(DequantRowQ4)(q, s, cols, out);
+}
 
 }  // namespace holdfast::kernels
 #endif

@@ -99,6 +99,26 @@ void Q8Rows(const QuantMatArgs& p, int64_t t0) {
 }
 #endif
 
+// One row of Q8 weights (cols values, padding dropped) to F32: w = d · q.
+void DequantRowQ8(const void* q, const uint16_t* s, int64_t cols, float* HWY_RESTRICT out) {
+  const hn::CappedTag<float, 16> df;
+  const hn::Rebind<int32_t, decltype(df)> di32;
+  const hn::Rebind<int8_t, decltype(df)> di8;
+  const int64_t N = int64_t(hn::Lanes(df));
+  const auto* qi = static_cast<const int8_t*>(q);
+  for (int64_t b = 0; b * 32 < cols; ++b) {
+    const float d = f16_to_f32(s[b]);
+    const int64_t c0 = b * 32;
+    if (c0 + 32 > cols || 32 % N != 0) {
+      for (int64_t c = c0; c < cols && c < c0 + 32; ++c) out[c] = d * float(qi[c]);
+      continue;
+    }
+    const auto vd = hn::Set(df, d);
+    for (int64_t i = 0; i < 32; i += N)
+      hn::StoreU(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, qi + c0 + i))), vd), df, out + c0 + i);
+  }
+}
+
 void MatmulQ8Rows(const QuantMatArgs& p) {
   const int64_t n = p.acts->n;
   for (int64_t t0 = 0; t0 < n; t0 += 4) {

@@ -15,8 +15,13 @@
 namespace holdfast::kernels {
 
 HWY_EXPORT(MatmulQ8Rows);
+HWY_EXPORT(DequantRowQ8);
 
 void matmul_q8_rows(const QuantMatArgs& a) { HWY_DYNAMIC_DISPATCH(MatmulQ8Rows)(a); }
+
+void dequant_q8_row(const void* q, const uint16_t* s, int64_t cols, float* out) {
+  HWY_DYNAMIC_DISPATCH(DequantRowQ8)(q, s, cols, out);
+}
 
 std::vector<std::pair<int64_t, std::string>> quant_kernel_targets() {
   std::vector<std::pair<int64_t, std::string>> out;

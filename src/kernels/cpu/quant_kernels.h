@@ -27,6 +27,9 @@ struct QuantMatArgs {
 
 void matmul_q8_rows(const QuantMatArgs& a);
 void matmul_q4_rows(const QuantMatArgs& a);
+// One row: quants q, F16 scales s (that row's), cols values to out (kernels/quant.h dequantize_row).
+void dequant_q8_row(const void* q, const uint16_t* s, int64_t cols, float* out);
+void dequant_q4_row(const void* q, const uint16_t* s, int64_t cols, float* out);
 
 // kernels::matmul for a Q8 / Q4 `w` and a few rows of x (the arguments of ops.h's matmul, strides set).
 void quant_matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate,

@@ -1,9 +1,11 @@
-// Scalar weight quantizers and dequantization for the Q8 / Q4 block formats (kernels/quant.h).
+// Scalar weight quantizers for the Q8 / Q4 block formats (kernels/quant.h); dequantization is SIMD
+// (matmul_q8/q4-inl.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/cpu/quant_kernels.h"
 #include "kernels/quant.h"
 
 namespace holdfast::kernels {
@@ -85,23 +87,10 @@ void quantize_rows(DType t, const float* w, int64_t rows, int64_t cols, int64_t 
 }
 
 void dequantize_row(DType t, const void* q, const uint16_t* scales, int64_t cols, int64_t row, float* out) {
-  const int64_t nb = quant_row_blocks(cols);
+  HOLDFAST_CHECK(is_block_quantized(t), "dequantize_row: {} is not a block-quantized type", dtype_name(t));
   const uint8_t* qr = static_cast<const uint8_t*>(q) + row * quant_row_bytes(t, cols);
-  const uint16_t* s = scales + row * nb;
-  if (t == DType::kQ8) {
-    const auto* qi = reinterpret_cast<const int8_t*>(qr);
-    for (int64_t c = 0; c < cols; ++c) out[c] = f16_to_f32(s[c / kB]) * float(qi[c]);
-    return;
-  }
-  HOLDFAST_CHECK(t == DType::kQ4, "dequantize_row: {} is not a block-quantized type", dtype_name(t));
-  for (int64_t b = 0; b * kB < cols; ++b) {
-    const float d = f16_to_f32(s[b]);
-    const uint8_t* qb = qr + b * (kB / 2);
-    for (int64_t j = 0; j < kB && b * kB + j < cols; ++j) {
-      const int v = j < kB / 2 ? (qb[j] & 0xF) : (qb[j - kB / 2] >> 4);
-      out[b * kB + j] = d * float(v - 8);
-    }
-  }
+  const uint16_t* s = scales + row * quant_row_blocks(cols);
+  (t == DType::kQ8 ? dequant_q8_row : dequant_q4_row)(qr, s, cols, out);
 }
 
 }  // namespace holdfast::kernels

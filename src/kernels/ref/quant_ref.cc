@@ -33,10 +33,17 @@ void weight_levels(const WeightRef& w, int64_t r, std::vector<int>& q, std::vect
 
 }  // namespace
 
+void dequantize_row(const WeightRef& w, int64_t r, float* out) {
+  std::vector<int> q;
+  std::vector<double> d;
+  weight_levels(w, r, q, d);
+  for (int64_t c = 0; c < w.cols; ++c) out[c] = float(d[c / kB]) * float(q[c]);
+}
+
 void quant_matmul_exact(const WeightRef& w, const float* x, int64_t n, double* y) {
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {
-    weight_row_to_f32(w, r, row.data());
+    dequantize_row(w, r, row.data());
     for (int64_t t = 0; t < n; ++t) {
       double s = 0;
       for (int64_t c = 0; c < w.cols; ++c) s += double(row[c]) * x[t * w.cols + c];
@@ -86,7 +93,7 @@ void quant_act_error_bound(const WeightRef& w, const float* x, int64_t n, double
   const int64_t nb = quant_row_blocks(w.cols);
   std::vector<float> row(w.cols);
   for (int64_t r = 0; r < w.rows; ++r) {
-    weight_row_to_f32(w, r, row.data());
+    dequantize_row(w, r, row.data());
     for (int64_t t = 0; t < n; ++t) {
       double e = 0;
       for (int64_t b = 0; b < nb; ++b) {

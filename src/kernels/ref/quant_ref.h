@@ -7,6 +7,9 @@
 
 namespace holdfast::kernels::ref {
 
+// Row r of a Q8 / Q4 matrix to F32 by the format's definition (d·q, d·(q − 8)), read byte by byte.
+void dequantize_row(const WeightRef& w, int64_t r, float* out);
+
 // y[t, r] = Σ_c ŵ[r, c] · x[t, c] with ŵ the dequantized weights and x as given (F32): the exact
 // product of the stored matrix. x [n, w.cols], y [n, w.rows].
 void quant_matmul_exact(const WeightRef& w, const float* x, int64_t n, double* y);
