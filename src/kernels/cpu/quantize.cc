@@ -25,11 +25,14 @@ uint16_t quantize_block_q8(const float* w, int8_t* q) {
   return d16;
 }
 
-float q4_level(float w, float d) { return d == 0 ? 0.0f : std::clamp(std::nearbyint(w / d), -8.0f, 7.0f); }
+// Level in [-8, 7] of w for scale 1/inv (inv = 0: the zero level).
+float q4_level(float w, float inv) { return std::clamp(std::nearbyint(w * inv), -8.0f, 7.0f); }
+float inverse(float d) { return d == 0 ? 0.0f : 1.0f / d; }
 
-// One Q4 block (values w = d·(q − 8)): candidate scales m / −(8 ± 0.1k) put the largest-magnitude
-// element m at the −8 end of the range; each candidate's levels get the least-squares scale, and the
-// candidate with the smallest squared error (after rounding d to F16) wins. Writes 16 packed bytes.
+// One Q4 block (values w = d·(q − 8)): candidate scales m / −(8 + 0.2k), k in [−4, 4], put the
+// largest-magnitude element m at (or near) the −8 end of the range; each candidate's levels get the
+// least-squares scale, and the candidate with the smallest squared error (after rounding d to F16)
+// wins. k = 0 is plain q4_0's scale, so the result is never worse than it. Writes 16 packed bytes.
 uint16_t quantize_block_q4(const float* w, uint8_t* q) {
   float m = 0;
   for (int64_t i = 0; i < kB; ++i)
@@ -37,20 +40,20 @@ uint16_t quantize_block_q4(const float* w, uint8_t* q) {
   uint16_t best16 = 0;
   if (m != 0) {
     double best_err = INFINITY;
-    for (int k = -9; k <= 9; ++k) {
-      const float dtry = m / -(8.0f + 0.1f * float(k));
+    for (int k = -4; k <= 4; ++k) {
+      const float inv_try = -(8.0f + 0.2f * float(k)) / m;
       double sum_wq = 0, sum_qq = 0;
       for (int64_t i = 0; i < kB; ++i) {
-        const float l = q4_level(w[i], dtry);
+        const float l = q4_level(w[i], inv_try);
         sum_wq += double(w[i]) * l;
         sum_qq += double(l) * l;
       }
       if (sum_qq == 0) continue;
       const uint16_t d16 = f32_to_f16(float(sum_wq / sum_qq));
-      const float d = f16_to_f32(d16);
+      const float d = f16_to_f32(d16), inv = inverse(d);
       double err = 0;
       for (int64_t i = 0; i < kB; ++i) {
-        const double e = double(w[i]) - double(d) * q4_level(w[i], d);
+        const double e = double(w[i]) - double(d) * q4_level(w[i], inv);
         err += e * e;
       }
       if (err < best_err) {
@@ -59,9 +62,9 @@ uint16_t quantize_block_q4(const float* w, uint8_t* q) {
       }
     }
   }
-  const float d = f16_to_f32(best16);
+  const float inv = inverse(f16_to_f32(best16));
   for (int64_t j = 0; j < kB / 2; ++j) {
-    const int lo = int(q4_level(w[j], d)) + 8, hi = int(q4_level(w[j + kB / 2], d)) + 8;
+    const int lo = int(q4_level(w[j], inv)) + 8, hi = int(q4_level(w[j + kB / 2], inv)) + 8;
     q[j] = uint8_t(lo | (hi << 4));
   }
   return best16;
