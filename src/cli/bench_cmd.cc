@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "kernels/probe.h"
 #include "model/init.h"
+#include "model/weights/quantize_checkpoint.h"
 #include "model/transformer.h"
 
 namespace holdfast::cli {
@@ -23,7 +24,7 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-int64_t bytes_of(const kernels::WeightRef& w) { return w.rows * w.cols * int64_t(dtype_size(w.dtype)); }
+int64_t bytes_of(const kernels::WeightRef& w) { return w.storage_bytes(); }
 int64_t bytes_of(const model::MlpWeights& m) { return bytes_of(m.gate_proj) + bytes_of(m.up_proj) + bytes_of(m.down_proj); }
 
 // Weight bytes one decoded token reads: attention, dense MLP or router + k experts + shared, the head.
@@ -86,8 +87,8 @@ void add_bench_command(CLI::App& app) {
   auto* mo = cmd->add_option("--model", o->model, "Checkpoint directory to benchmark");
   cmd->add_option("--config", o->config, "Or: a config.json to instantiate with random weights (seed 1234)")
       ->excludes(mo);
-  cmd->add_option("--dtype", o->dtype, "Storage dtype when instantiating --config")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--dtype", o->dtype, "Storage dtype when instantiating --config (q8/q4: F32 init, then quantize)")
+      ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
   cmd->add_option("--work-dir", o->work_dir, "Where to write the random checkpoint (default: a temp dir)");
   cmd->add_option("--threads", o->threads, "Threads")->check(CLI::Range(1, 256));
   cmd->add_option("--prompt", o->prompt, "Prefill length in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -102,8 +103,14 @@ void add_bench_command(CLI::App& app) {
       dir = o->work_dir.empty() ? (std::filesystem::temp_directory_path() / fmt::format("holdfast-bench-{}", getpid())).string()
                                 : o->work_dir;
       fmt::print(stderr, "instantiating {} ({}) in {} ...\n", o->config, o->dtype, dir);
+      const bool quant = o->dtype == "q8" || o->dtype == "q4";
+      const std::string init_dir = quant ? dir + "/f32" : dir;
       model::init_checkpoint(model::DeepSeekConfig::load(o->config), 1234,
-                             o->dtype == "f32" ? DType::kF32 : DType::kBF16, dir);
+                             o->dtype == "bf16" ? DType::kBF16 : DType::kF32, init_dir);
+      if (quant) {
+        model::quantize_checkpoint(ctx, init_dir, o->dtype == "q8" ? DType::kQ8 : DType::kQ4, dir);
+        std::filesystem::remove_all(init_dir);
+      }
     }
     kernels::BandwidthResult bw{0, 0};
     double peak = 0;

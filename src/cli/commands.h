@@ -17,5 +17,6 @@ void add_grads_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace holdfast::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   holdfast::cli::add_data_command(app);
   holdfast::cli::add_train_command(app);
   holdfast::cli::add_report_command(app);
+  holdfast::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,6 @@
 // Element types of checkpoint tensors (safetensors dtype strings) and scalar conversions to/from F32
-// (MODEL-SPEC §2.4). Bulk conversions live in kernels/.
+// (MODEL-SPEC §2.4). Bulk conversions live in kernels/. kQ8/kQ4 are not safetensors dtypes: they tag
+// weights stored as block-quantized I8/U8 + F16 scale tensors (docs/quant_format.md, kernels/quant.h).
 #pragma once
 
 #include <cmath>
@@ -10,7 +11,10 @@
 
 namespace holdfast {
 
-enum class DType { kBool, kU8, kI8, kF8E4M3, kF8E5M2, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kI64, kU64, kF64 };
+enum class DType { kBool, kU8, kI8, kF8E4M3, kF8E5M2, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kI64, kU64, kF64,
+                   kQ8, kQ4 };
+
+constexpr bool is_block_quantized(DType t) { return t == DType::kQ8 || t == DType::kQ4; }
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
@@ -18,6 +22,7 @@ constexpr size_t dtype_size(DType t) {
     case DType::kI16: case DType::kU16: case DType::kF16: case DType::kBF16: return 2;
     case DType::kI32: case DType::kU32: case DType::kF32: return 4;
     case DType::kI64: case DType::kU64: case DType::kF64: return 8;
+    case DType::kQ8: case DType::kQ4: return 0;  // not element-addressable: see kernels/quant.h
   }
   return 0;
 }
@@ -39,6 +44,8 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::kI64: return "I64";
     case DType::kU64: return "U64";
     case DType::kF64: return "F64";
+    case DType::kQ8: return "Q8";
+    case DType::kQ4: return "Q4";
   }
   return "?";
 }
@@ -70,6 +77,21 @@ inline uint16_t f32_to_bf16(float f) {
   if (std::isnan(f)) return uint16_t(0x7FC0 | ((u >> 16) & 0x8000));
   u += 0x7FFF + ((u >> 16) & 1);
   return uint16_t(u >> 16);
+}
+
+// Round to nearest, ties to even; overflow goes to infinity, NaN stays NaN.
+inline uint16_t f32_to_f16(float f) {
+  const uint32_t u = f32_to_bits(f);
+  const uint16_t sign = uint16_t((u >> 16) & 0x8000);
+  const uint32_t a = u & 0x7FFFFFFF;
+  if (a > 0x7F800000) return uint16_t(sign | 0x7E00);  // NaN
+  if (a >= 0x477FF000) return uint16_t(sign | 0x7C00);  // rounds to >= 65520: infinity
+  if (a < 0x38800000) {  // below 2^-14: subnormal f16, value = m * 2^-24
+    const float m = std::nearbyint(bits_to_f32(a) * 16777216.0f);  // exact scaling, RNE (default mode)
+    return uint16_t(sign | uint16_t(m));
+  }
+  uint32_t r = a + 0xFFF + ((a >> 13) & 1);  // round the 13 dropped bits to nearest even
+  return uint16_t(sign | uint16_t((r - 0x38000000) >> 13));
 }
 
 inline float f16_to_f32(uint16_t h) {

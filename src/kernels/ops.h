@@ -1,6 +1,6 @@
 // The only kernel header model/ includes. Activations are F32 row-major; weights may be stored as
-// F32, BF16, F16 or FP8-E4M3 with 128x128 block scales and are converted inside the kernels, never
-// upcast as a whole (MODEL-SPEC §2.4-2.5). Each op's backward sits right after its forward, with the
+// F32, BF16, F16, FP8-E4M3 with 128x128 block scales, or block-quantized Q8 / Q4 (kernels/quant.h)
+// and are converted inside the kernels, never upcast as a whole (MODEL-SPEC §2.4-2.5). Each op's backward sits right after its forward, with the
 // same argument order (inputs, weights, saved, then gradients); backwards accumulate (+=) into the
 // gradients of inputs and weights unless stated otherwise.
 #pragma once
@@ -16,6 +16,8 @@ namespace holdfast::kernels {
 // A read-only [rows, cols] weight matrix in its storage dtype (nn.Linear layout [out, in]).
 // For FP8, `scale_inv` is [ceil(rows_total/128), ceil(cols/128)] and `row0` is this view's first row
 // inside the full tensor, so row slices keep their block scales.
+// For Q8 / Q4, `data` is the quants [rows, quant_row_bytes(dtype, cols)] and `qscale` the F16 block
+// scales [rows, quant_row_blocks(cols)] (kernels/quant.h).
 struct WeightRef {
   DType dtype = DType::kF32;
   const void* data = nullptr;
@@ -23,8 +25,12 @@ struct WeightRef {
   const float* scale_inv = nullptr;
   int64_t scale_cols = 0;
   int64_t row0 = 0;
+  const uint16_t* qscale = nullptr;
 
   WeightRef row_slice(int64_t begin, int64_t count) const;
+  // Bytes of `data` per row, and bytes a full pass over the matrix reads (data + scales).
+  int64_t row_bytes() const;
+  int64_t storage_bytes() const;
 };
 
 // Converts one row of `w` (cols values) to F32.

@@ -10,7 +10,7 @@
 namespace holdfast::serve {
 namespace {
 
-double weight_bytes(const kernels::WeightRef& w) { return double(w.rows) * double(w.cols) * dtype_size(w.dtype); }
+double weight_bytes(const kernels::WeightRef& w) { return double(w.storage_bytes()); }
 
 double mlp_bytes(const model::MlpWeights& m) {
   return weight_bytes(m.gate_proj) + weight_bytes(m.up_proj) + weight_bytes(m.down_proj);

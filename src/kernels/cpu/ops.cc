@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "kernels/cpu/matvec.h"
+#include "kernels/cpu/quant_kernels.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 namespace holdfast::kernels {
 
@@ -17,6 +19,9 @@ namespace {
 constexpr int64_t kFp8Block = 128;
 // Below this many activation rows a product is bandwidth-bound: stream the weights once per row.
 constexpr int64_t kMatvecMaxRows = 2;
+// Q8 / Q4: up to this many rows use the integer kernels (weights read once per 4 rows); more rows
+// dequantize panels for the GEMM.
+constexpr int64_t kQuantMaxRows = 8;
 // Rows of a non-F32 weight converted per GEMM call: big enough for BLAS efficiency, small in memory.
 constexpr int64_t kConvertBlockRows = 256;
 
@@ -46,10 +51,22 @@ constexpr double kParallelGemmMinWork = 2e6;
 WeightRef WeightRef::row_slice(int64_t begin, int64_t count) const {
   HOLDFAST_CHECK(begin >= 0 && begin + count <= rows, "row slice [{}, {}) of {} rows", begin, begin + count, rows);
   WeightRef s = *this;
-  s.data = static_cast<const uint8_t*>(data) + begin * cols * int64_t(dtype_size(dtype));
+  s.data = static_cast<const uint8_t*>(data) + begin * row_bytes();
+  if (qscale) s.qscale = qscale + begin * quant_row_blocks(cols);
   s.rows = count;
   s.row0 = row0 + begin;
   return s;
+}
+
+int64_t WeightRef::row_bytes() const {
+  return is_block_quantized(dtype) ? quant_row_bytes(dtype, cols) : cols * int64_t(dtype_size(dtype));
+}
+
+int64_t WeightRef::storage_bytes() const {
+  int64_t b = rows * row_bytes();
+  if (is_block_quantized(dtype)) b += rows * quant_row_blocks(cols) * 2;
+  if (dtype == DType::kF8E4M3) b += ((rows + kFp8Block - 1) / kFp8Block) * scale_cols * 4;
+  return b;
 }
 
 void weight_row_to_f32(const WeightRef& w, int64_t row, float* out) {
@@ -76,6 +93,9 @@ void weight_row_to_f32(const WeightRef& w, int64_t row, float* out) {
       for (int64_t i = 0; i < n; ++i) out[i] = kFp8.v[p[i]] * scales[i / kFp8Block];
       return;
     }
+    case DType::kQ8: case DType::kQ4:
+      dequantize_row(w.dtype, w.data, w.qscale, n, row, out);
+      return;
     default:
       throw Error(fmt::format("weights of dtype {} are not supported by matmul", dtype_name(w.dtype)));
   }
@@ -132,6 +152,10 @@ void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* 
   if (!ldy) ldy = w.rows;
   if (n == 0 || w.rows == 0) return;
   const float beta = accumulate ? 1.0f : 0.0f;
+  if (is_block_quantized(w.dtype) && n <= kQuantMaxRows) {
+    quant_matmul(ctx, x, n, w, y, accumulate, ldx, ldy);
+    return;
+  }
   if (w.dtype == DType::kF32 && n > kMatvecMaxRows) {
     sgemm(ctx, true, n, w.rows, w.cols, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, beta, y, ldy);
     return;

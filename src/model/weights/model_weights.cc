@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "kernels/quant.h"
 
 namespace holdfast::model {
 
@@ -25,7 +26,47 @@ class Binder {
     return t;
   }
 
+  // `<base>.qweight` (I8: Q8, U8: Q4) + `<base>.qscale` (F16) standing for `<base>.weight`
+  // (docs/quant_format.md); checks both shapes against the padded block layout.
+  WeightRef quantized(const std::string& name, const TensorInfo& q, int64_t rows, int64_t cols,
+                      const std::string& why) const {
+    const std::string base = name.substr(0, name.size() - std::string_view(".weight").size());
+    const std::string sname = base + ".qscale";
+    if (q.dtype != DType::kI8 && q.dtype != DType::kU8)
+      throw CheckpointError(fmt::format("{}: '{}' has dtype {}; quantized weights are I8 (q8) or U8 (q4)", q.file,
+                                        q.name, dtype_name(q.dtype)));
+    const DType qt = q.dtype == DType::kI8 ? DType::kQ8 : DType::kQ4;
+    const std::string kind = qt == DType::kQ8 ? "q8" : "q4";
+    const std::vector<int64_t> want_q = {rows, kernels::quant_row_bytes(qt, cols)};
+    const std::vector<int64_t> want_s = {rows, kernels::quant_row_blocks(cols)};
+    if (q.shape != want_q)
+      throw CheckpointError(fmt::format("{}: '{}' is {}; {} weight {} (config.json: {}) in blocks of {} with rows "
+                                        "padded to {} columns needs {}",
+                                        q.file, q.name, q.shape_str(), kind, shape_str({rows, cols}), why,
+                                        kernels::kQuantBlock, kernels::kQuantRowAlign, shape_str(want_q)));
+    const TensorInfo* s = ckpt_.find(sname);
+    if (!s)
+      throw CheckpointError(fmt::format("{}: '{}' is quantized ({}) but its block scales '{}' are missing", q.file,
+                                        q.name, kind, sname));
+    if (s->dtype != DType::kF16 || s->shape != want_s)
+      throw CheckpointError(fmt::format("{}: '{}' is {} {}; {} weight {} with blocks of {} needs F16 {}", s->file,
+                                        sname, dtype_name(s->dtype), s->shape_str(), kind, shape_str({rows, cols}),
+                                        kernels::kQuantBlock, shape_str(want_s)));
+    return WeightRef{.dtype = qt, .data = q.data, .rows = rows, .cols = cols,
+                     .qscale = reinterpret_cast<const uint16_t*>(s->data)};
+  }
+
   WeightRef matrix(const std::string& name, int64_t rows, int64_t cols, const std::string& why) const {
+    constexpr std::string_view kSuffix = ".weight";
+    if (name.ends_with(kSuffix)) {
+      const std::string qname = name.substr(0, name.size() - kSuffix.size()) + ".qweight";
+      if (const TensorInfo* q = ckpt_.find(qname)) {
+        if (const TensorInfo* plain = ckpt_.find(name))
+          throw CheckpointError(fmt::format("{}: both '{}' ({}) and its quantized form '{}' ({}) are present", ckpt_.where(),
+                                            name, plain->file, qname, q->file));
+        return quantized(name, *q, rows, cols, why);
+      }
+    }
     const TensorInfo& t = tensor(name, {rows, cols}, why);
     WeightRef w{.dtype = t.dtype, .data = t.data, .rows = rows, .cols = cols};
     switch (t.dtype) {
@@ -46,7 +87,7 @@ class Binder {
         break;
       }
       default:
-        throw CheckpointError(fmt::format("{}: '{}' has dtype {}; weights must be F32, BF16, F16 or F8_E4M3", t.file,
+        throw CheckpointError(fmt::format("{}: '{}' has dtype {}; weights must be F32, BF16, F16, F8_E4M3 or a q8/q4 '.qweight' + '.qscale' pair", t.file,
                                           name, dtype_name(t.dtype)));
     }
     return w;

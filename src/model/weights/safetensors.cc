@@ -341,20 +341,25 @@ const TensorInfo* SafetensorsFile::find(std::string_view name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-void SafetensorsWriter::add(std::string name, DType dtype, std::vector<int64_t> shape,
-                            std::span<const uint8_t> bytes) {
+uint64_t safetensors_entry_bytes(std::string_view name, DType dtype, const std::vector<int64_t>& shape) {
   if (name == "__metadata__")
     throw Error("safetensors writer: '__metadata__' is reserved and cannot name a tensor");
   if (find_invalid_utf8(name) != std::string_view::npos)
     throw Error(fmt::format("safetensors writer: tensor name '{}' is not valid UTF-8", name));
+  uint64_t numel, n_bytes;
+  if (dtype_size(dtype) == 0 || !checked_bytes(shape, dtype_size(dtype), &numel, &n_bytes))
+    throw Error(
+        fmt::format("safetensors writer: tensor '{}': {} shape {} has a negative dim, too many elements or no "
+                    "file dtype",
+                    name, dtype_name(dtype), shape_to_str(shape)));
+  return n_bytes;
+}
+
+void SafetensorsWriter::add(std::string name, DType dtype, std::vector<int64_t> shape,
+                            std::span<const uint8_t> bytes) {
+  const uint64_t n_bytes = safetensors_entry_bytes(name, dtype, shape);
   if (names_.count(name))
     throw Error(fmt::format("safetensors writer: duplicate tensor '{}'", name));
-  uint64_t numel, n_bytes;
-  if (!checked_bytes(shape, dtype_size(dtype), &numel, &n_bytes))
-    throw Error(
-        fmt::format("safetensors writer: tensor '{}': shape {} has a negative dim or too "
-                    "many elements",
-                    name, shape_to_str(shape)));
   if (bytes.size() != n_bytes)
     throw Error(fmt::format("safetensors writer: tensor '{}': {} bytes given but {} {} needs {}",
                             name, bytes.size(), dtype_name(dtype), shape_to_str(shape), n_bytes));
@@ -388,6 +393,34 @@ void write_all(int fd, const void* data, size_t n, const std::string& path) {
 
 }  // namespace
 
+std::string safetensors_header_bytes(const std::vector<HeaderEntry>& entries,
+                                    const std::map<std::string, std::string>& metadata) {
+  // Built by hand, not as one json object: nlohmann would sort keys (fine) but ordered_json inserts
+  // in O(n) per key, and V3 has ~90k tensors.
+  std::string header = "{";
+  bool first = true;
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":" + json(metadata).dump();
+    first = false;
+  }
+  for (const HeaderEntry& t : entries) {
+    if (!first) header += ',';
+    first = false;
+    header += fmt::format("{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{},{}]}}",
+                          json(t.name).dump(), dtype_name(t.dtype), json(t.shape).dump(), t.begin, t.end);
+  }
+  header += '}';
+  while ((8 + header.size()) % 8 != 0) header += ' ';
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = char(uint8_t(uint64_t(header.size()) >> (8 * i)));
+  return out + header;
+}
+
+bool safetensors_alignment_order(DType a_dtype, std::string_view a_name, DType b_dtype, std::string_view b_name) {
+  const size_t sa = dtype_size(a_dtype), sb = dtype_size(b_dtype);
+  return sa != sb ? sa > sb : a_name < b_name;
+}
+
 void SafetensorsWriter::write_fd(int fd, const std::string& path) const {
   // Descending alignment, then name: with an 8-aligned data start every tensor is naturally
   // aligned.
@@ -395,44 +428,23 @@ void SafetensorsWriter::write_fd(int fd, const std::string& path) const {
   order.reserve(tensors_.size());
   for (const Pending& t : tensors_) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const Pending* a, const Pending* b) {
-    size_t sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
-    return sa != sb ? sa > sb : a->name < b->name;
+    return safetensors_alignment_order(a->dtype, a->name, b->dtype, b->name);
   });
 
-  // Built by hand, not as one json object: nlohmann would sort keys (fine) but ordered_json inserts
-  // in O(n) per key, and V3 has ~90k tensors.
-  std::string header = "{";
-  bool first = true;
-  if (!metadata_.empty()) {
-    header += "\"__metadata__\":" + json(metadata_).dump();
-    first = false;
-  }
+  std::vector<HeaderEntry> entries;
   uint64_t offset = 0;
   for (const Pending* t : order) {
-    if (!first) header += ',';
-    first = false;
-    header += fmt::format("{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{},{}]}}",
-                          json(t->name).dump(), dtype_name(t->dtype), json(t->shape).dump(), offset,
-                          offset + t->bytes.size());
+    entries.push_back({t->name, t->dtype, t->shape, offset, offset + t->bytes.size()});
     offset += t->bytes.size();
   }
-  header += '}';
-  while ((8 + header.size()) % 8 != 0) header += ' ';
-
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  write_all(fd, len, 8, path);
-  write_all(fd, header.data(), header.size(), path);
+  const std::string head = safetensors_header_bytes(entries, metadata_);
+  write_all(fd, head.data(), head.size(), path);
   for (const Pending* t : order)
     if (!t->bytes.empty()) write_all(fd, t->bytes.data(), t->bytes.size(), path);
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("{}: cannot create {}: {}", path, tmp, errno_str(errno)));
+void commit_written_file(int fd, const std::string& tmp, const std::string& path) {
   try {
-    write_fd(fd, path);
     if (fsync(fd) != 0) throw Error(fmt::format("{}: fsync failed: {}", path, errno_str(errno)));
     int rc = ::close(fd);
     fd = -1;
@@ -456,6 +468,20 @@ void SafetensorsWriter::write(const std::string& path) const {
     if (rc != 0 && err != EINVAL && err != EROFS)
       throw Error(fmt::format("{}: fsync of directory {} failed: {}", path, dir, errno_str(err)));
   }
+}
+
+void SafetensorsWriter::write(const std::string& path) const {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("{}: cannot create {}: {}", path, tmp, errno_str(errno)));
+  try {
+    write_fd(fd, path);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  commit_written_file(fd, tmp, path);
 }
 
 }  // namespace holdfast::model

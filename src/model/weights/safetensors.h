@@ -70,6 +70,19 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Shared by the writers. safetensors_entry_bytes: the byte size of a tensor about to be written,
+// throwing Error if its name is reserved or not UTF-8, a dim is negative, or the dtype has no file
+// encoding. safetensors_header_bytes: u64 length + JSON header padded so data starts 8-aligned, for
+// entries whose offsets are already assigned. safetensors_alignment_order: the data order both
+// writers use (larger elements first, then by name), which keeps every tensor naturally aligned.
+uint64_t safetensors_entry_bytes(std::string_view name, DType dtype, const std::vector<int64_t>& shape);
+std::string safetensors_header_bytes(const std::vector<HeaderEntry>& entries,
+                                    const std::map<std::string, std::string>& metadata);
+bool safetensors_alignment_order(DType a_dtype, std::string_view a_name, DType b_dtype, std::string_view b_name);
+// fsyncs and closes `fd` (open on `tmp`), renames tmp over `path` and fsyncs the directory; on any
+// failure removes tmp and throws Error naming `path`.
+void commit_written_file(int fd, const std::string& tmp, const std::string& path);
+
 class SafetensorsWriter {
  public:
   // Copies nothing: `bytes` must stay alive until write() returns. Throws Error on a duplicate or

@@ -1,0 +1,89 @@
+// Per-target helpers of the Q8 / Q4 kernels: the vector width they use and an unsigned × signed int8
+// dot product that sums each aligned 4 bytes into one int32 lane (VNNI vpdpbusd on AVX-512 VNNI,
+// vpmaddubsw + vpmaddwd on other x86, widening multiplies elsewhere). Included by *_q8/q4-inl.h.
+#include <hwy/highway.h>
+
+#include <cstring>
+
+// The kernels call DotU8I8 from their own functions, which therefore need the same target options.
+#undef HOLDFAST_QUANT_TARGET_PRAGMA
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0's AVX3_DL attribute string names "avxvnni", not "avx512vnni", though its runtime check
+// requires AVX-512 VNNI.
+#define HOLDFAST_QUANT_TARGET_PRAGMA _Pragma("GCC target(\"avx512vnni\")")
+#else
+#define HOLDFAST_QUANT_TARGET_PRAGMA
+#endif
+
+HWY_BEFORE_NAMESPACE();
+HOLDFAST_QUANT_TARGET_PRAGMA
+namespace holdfast::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Bytes of quants per vector step (0: the scalar target, which runs plain loops).
+#if HWY_TARGET == HWY_SCALAR
+constexpr size_t kQuantVecBytes = 0;
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kQuantVecBytes = 64;
+#elif HWY_TARGET == HWY_AVX2
+constexpr size_t kQuantVecBytes = 32;
+#else
+constexpr size_t kQuantVecBytes = 16;
+#endif
+
+#if HWY_TARGET != HWY_SCALAR
+// acc + Σ u·s where lane i of the result sums bytes [4i, 4i+4) (or, on the generic path, some 4 bytes
+// of the same 16-byte segment: callers only rely on sums staying inside their 16-byte segment).
+// Requires |u[2j]·s[2j] + u[2j+1]·s[2j+1]| <= 32767 (vpmaddubsw saturates): u <= 127 for Q8, u <= 15
+// for Q4.
+template <class DI32, class VU8, class VI8>
+HWY_INLINE hn::VFromD<DI32> DotU8I8(DI32 di32, hn::VFromD<DI32> acc, VU8 u, VI8 s) {
+  using V = hn::VFromD<DI32>;
+#if HWY_TARGET == HWY_AVX3_DL
+  if constexpr (sizeof(u.raw) == 64) return V{_mm512_dpbusd_epi32(acc.raw, u.raw, s.raw)};
+  else if constexpr (sizeof(u.raw) == 32) return V{_mm256_dpbusd_epi32(acc.raw, u.raw, s.raw)};
+  else return V{_mm_dpbusd_epi32(acc.raw, u.raw, s.raw)};
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_SSSE3
+#if HWY_TARGET <= HWY_AVX3
+  if constexpr (sizeof(u.raw) == 64) {
+    const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u.raw, s.raw), _mm512_set1_epi16(1));
+    return V{_mm512_add_epi32(acc.raw, p)};
+  }
+#endif
+#if HWY_TARGET <= HWY_AVX2
+  if constexpr (sizeof(u.raw) == 32) {
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u.raw, s.raw), _mm256_set1_epi16(1));
+    return V{_mm256_add_epi32(acc.raw, p)};
+  }
+#endif
+  if constexpr (sizeof(u.raw) == 16) {
+    const __m128i p = _mm_madd_epi16(_mm_maddubs_epi16(u.raw, s.raw), _mm_set1_epi16(1));
+    return V{_mm_add_epi32(acc.raw, p)};
+  }
+#else
+  static_assert(kQuantVecBytes == 16, "the generic path handles one 16-byte segment per vector");
+  const hn::Repartition<int16_t, DI32> di16;
+  const hn::Half<hn::DFromV<VU8>> du8h;
+  const hn::Half<hn::DFromV<VI8>> di8h;
+  auto sum1 = hn::Zero(di32);
+  acc = hn::ReorderWidenMulAccumulate(di32, hn::PromoteTo(di16, hn::LowerHalf(du8h, u)),
+                                      hn::PromoteTo(di16, hn::LowerHalf(di8h, s)), acc, sum1);
+  acc = hn::ReorderWidenMulAccumulate(di32, hn::PromoteTo(di16, hn::UpperHalf(du8h, u)),
+                                      hn::PromoteTo(di16, hn::UpperHalf(di8h, s)), acc, sum1);
+  return hn::Add(acc, sum1);
+#endif
+}
+
+// Loads the F16 block scales s[0, n) (n <= Lanes(df)) as F32, zero beyond n; never reads past s + n.
+template <class DF>
+HWY_INLINE hn::VFromD<DF> LoadBlockScales(DF df, const hwy::float16_t* HWY_RESTRICT s, int64_t n) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  if (n == int64_t(hn::Lanes(df))) return hn::PromoteTo(df, hn::LoadU(dh, s));
+  alignas(64) hwy::float16_t tmp[hn::MaxLanes(df)] = {};
+  std::memcpy(tmp, s, size_t(n) * sizeof(hwy::float16_t));
+  return hn::PromoteTo(df, hn::Load(dh, tmp));
+}
+#endif  // HWY_TARGET != HWY_SCALAR
+
+}  // namespace holdfast::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();

@@ -1,0 +1,270 @@
+// Q8 / Q4 block quantization (kernels/quant.h) and the integer kernels behind matmul, against the
+// scalar references of kernels/ref/quant_ref.h, on every SIMD target this CPU runs.
+//
+// Tolerances:
+//  * kernel vs the emulated reference (same int8 activation blocks, exact integer block sums): only
+//    F32 rounding of the per-block terms differs, |err| <= kEmuRelTol · Σ_b |term_b|.
+//  * kernel vs the exact product of the stored weights and the F32 activations: additionally the
+//    activation rounding, at most Σ_b (d_x,b / 2)·Σ_{c in b} |ŵ_c| (ref::quant_act_error_bound).
+//  * dequantized weights: Q8 |w − ŵ| <= d/2 + |amax − 127·d| (d the F16 scale, whose rounding may
+//    push amax past level 127); Q4: per-block squared error <= 1.001 × that of the plain scheme
+//    d = m/−8 (m the largest-magnitude value), which the scale search includes.
+//  * the GEMM path (more than 8 rows) dequantizes to F32: kRelTol of Σ|terms| as in matmul_test.cc.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/ref/quant_ref.h"
+
+namespace holdfast::kernels {
+namespace {
+
+constexpr double kEmuRelTol = 1e-5;
+constexpr double kRelTol = 2e-5;
+
+// A quantized matrix whose quants start `misalign` bytes past an aligned address and whose scales
+// 2 bytes past one (loads must not assume alignment beyond the element size).
+struct QuantWeight {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<float> source;  // the F32 values it was quantized from
+  std::vector<uint8_t> qbuf;
+  std::vector<uint16_t> sbuf;
+  int64_t misalign = 0;
+  WeightRef ref() const {
+    return {.dtype = dtype, .data = qbuf.data() + misalign, .rows = rows, .cols = cols, .qscale = sbuf.data() + 1};
+  }
+};
+
+QuantWeight make_weight(DType dt, int64_t rows, int64_t cols, Rng& rng, int64_t misalign = 0) {
+  QuantWeight w{dt, rows, cols};
+  w.misalign = misalign;
+  w.source.resize(rows * cols);
+  for (auto& v : w.source) v = float(rng.normal() * 0.05);
+  if (rows > 2)  // an all-zero row (scale 0) and an outlier
+    std::fill(w.source.begin() + cols, w.source.begin() + 2 * cols, 0.0f);
+  w.source[0] = 3.0f;
+  w.qbuf.assign(rows * quant_row_bytes(dt, cols) + misalign, 0xAB);
+  w.sbuf.assign(rows * quant_row_blocks(cols) + 1, 0);
+  quantize_rows(dt, w.source.data(), rows, cols, 0, w.qbuf.data() + misalign, w.sbuf.data() + 1);
+  return w;
+}
+
+struct Case {
+  int64_t n, rows, cols;
+};
+
+void check_kernel(const QuantWeight& qw, int64_t n, bool accumulate, Context& ctx, Rng& rng) {
+  const WeightRef w = qw.ref();
+  const int64_t ldx = w.cols + 1, ldy = w.rows + 3;  // strided, misaligned rows of x and y
+  std::vector<float> x(n * ldx), xd(n * w.cols), y(n * ldy);
+  for (auto& v : x) v = float(rng.normal());
+  for (int64_t t = 0; t < n; ++t) {
+    x[t * ldx + (t * 7) % w.cols] *= 40;  // a large activation in some block
+    std::copy_n(x.data() + t * ldx, w.cols, xd.data() + t * w.cols);
+  }
+  for (auto& v : y) v = float(rng.normal());
+  const std::vector<float> y0 = y;
+  matmul(ctx, x.data(), n, w, y.data(), accumulate, ldx, ldy);
+
+  std::vector<double> emu(n * w.rows), mag(n * w.rows), exact(n * w.rows), bound(n * w.rows);
+  ref::quant_matmul_emulated(w, xd.data(), n, emu.data(), mag.data());
+  ref::quant_matmul_exact(w, xd.data(), n, exact.data());
+  ref::quant_act_error_bound(w, xd.data(), n, bound.data());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < w.rows; ++r) {
+      const double base = accumulate ? y0[t * ldy + r] : 0.0, got = y[t * ldy + r] - base;
+      const double tol = kEmuRelTol * (mag[t * w.rows + r] + std::fabs(base)) + 1e-30;
+      ASSERT_NEAR(got, emu[t * w.rows + r], tol)
+          << dtype_name(w.dtype) << " n=" << n << " rows=" << w.rows << " cols=" << w.cols << " at " << t << "," << r;
+      ASSERT_NEAR(got, exact[t * w.rows + r], bound[t * w.rows + r] * 1.001 + tol)
+          << dtype_name(w.dtype) << " n=" << n << " rows=" << w.rows << " cols=" << w.cols << " at " << t << "," << r;
+    }
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = w.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], y0[t * ldy + r]) << "padding of y written";
+}
+
+TEST(Quant, KernelsMatchReferenceOnEveryTarget) {
+  Context ctx(2);
+  const auto targets = quant_kernel_targets();
+  ASSERT_FALSE(targets.empty());
+  // cols cover partial scale groups (4..20 blocks per row), padding (1, 33, 129, 1000) and a long row.
+  const std::vector<Case> cases = {{1, 1, 1},    {1, 3, 31},     {2, 17, 33},   {3, 5, 128},  {4, 130, 129},
+                                   {5, 7, 256},  {1, 9, 384},    {8, 33, 512},  {2, 11, 640}, {1, 64, 1000},
+                                   {6, 4, 1024}, {1, 300, 4096}, {7, 2, 96}};
+  for (const auto& [bit, name] : targets) {
+    force_simd_target(bit);
+    SCOPED_TRACE(name);
+    Rng rng(uint64_t(bit) + 1);
+    for (DType dt : {DType::kQ8, DType::kQ4})
+      for (const Case& c : cases) {
+        const QuantWeight w = make_weight(dt, c.rows, c.cols, rng, c.cols % 3);
+        for (bool acc : {false, true}) check_kernel(w, c.n, acc, ctx, rng);
+      }
+  }
+  force_simd_target(0);
+  std::printf("quant kernels checked on:");
+  for (const auto& t : targets) std::printf(" %s", t.second.c_str());
+  std::printf("\n");
+}
+
+TEST(Quant, SimdDequantizeMatchesDefinitionOnEveryTarget) {
+  const auto targets = quant_kernel_targets();
+  for (const auto& [bit, name] : targets) {
+    force_simd_target(bit);
+    SCOPED_TRACE(name);
+    Rng rng(uint64_t(bit) + 7);
+    for (DType dt : {DType::kQ8, DType::kQ4})
+      for (int64_t cols : {1, 17, 32, 33, 128, 200, 1000}) {
+        const QuantWeight qw = make_weight(dt, 3, cols, rng, 1);
+        std::vector<float> got(cols + 1, -1.0f), want(cols);
+        for (int64_t r = 0; r < 3; ++r) {
+          weight_row_to_f32(qw.ref(), r, got.data());
+          ref::dequantize_row(qw.ref(), r, want.data());
+          for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(got[c], want[c]) << dtype_name(dt) << " cols " << cols << " at " << r << "," << c;
+          ASSERT_EQ(got[cols], -1.0f) << "wrote past the row";
+        }
+      }
+  }
+  force_simd_target(0);
+}
+
+TEST(Quant, RowSliceAndSingleThread) {
+  Context ctx(1);
+  Rng rng(3);
+  for (DType dt : {DType::kQ8, DType::kQ4}) {
+    const QuantWeight qw = make_weight(dt, 40, 200, rng);
+    const WeightRef slice = qw.ref().row_slice(13, 20);
+    std::vector<float> x(200), y(20);
+    for (auto& v : x) v = float(rng.normal());
+    matmul(ctx, x.data(), 1, slice, y.data());
+    std::vector<double> emu(40), mag(40);
+    ref::quant_matmul_emulated(qw.ref(), x.data(), 1, emu.data(), mag.data());
+    for (int64_t r = 0; r < 20; ++r) ASSERT_NEAR(y[r], emu[13 + r], kEmuRelTol * mag[13 + r] + 1e-30) << r;
+  }
+}
+
+// More than 8 rows of x: panels of dequantized rows through OpenBLAS, and the no-transpose form.
+TEST(Quant, GemmPathAndNoTransposeUseDequantizedWeights) {
+  Context ctx(2);
+  Rng rng(11);
+  for (DType dt : {DType::kQ8, DType::kQ4}) {
+    const QuantWeight qw = make_weight(dt, 70, 300, rng);
+    const WeightRef w = qw.ref();
+    std::vector<float> deq(70 * 300);
+    for (int64_t r = 0; r < 70; ++r) dequantize_row(dt, w.data, w.qscale, 300, r, deq.data() + r * 300);
+    const int64_t n = 20;
+    std::vector<float> x(n * 300), y(n * 70);
+    for (auto& v : x) v = float(rng.normal());
+    matmul(ctx, x.data(), n, w, y.data());
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < 70; ++r) {
+        double ref = 0, mag = 0;
+        for (int64_t c = 0; c < 300; ++c) {
+          ref += double(x[t * 300 + c]) * deq[r * 300 + c];
+          mag += std::fabs(double(x[t * 300 + c]) * deq[r * 300 + c]);
+        }
+        ASSERT_NEAR(y[t * 70 + r], ref, kRelTol * mag + 1e-30);
+      }
+    std::vector<float> xn(3 * 70), yn(3 * 300);  // x [3, 70] · W [70, 300]
+    for (auto& v : xn) v = float(rng.normal());
+    matmul_nn(ctx, xn.data(), 3, w, yn.data());
+    for (int64_t t = 0; t < 3; ++t)
+      for (int64_t c = 0; c < 300; ++c) {
+        double ref = 0;
+        for (int64_t r = 0; r < 70; ++r) ref += double(xn[t * 70 + r]) * deq[r * 300 + c];
+        ASSERT_NEAR(yn[t * 300 + c], ref, 1e-4);
+      }
+  }
+}
+
+TEST(Quant, Q8DequantizeErrorBound) {
+  Rng rng(5);
+  const int64_t rows = 50, cols = 333;
+  const QuantWeight qw = make_weight(DType::kQ8, rows, cols, rng);
+  std::vector<float> deq(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(DType::kQ8, qw.ref().data, qw.ref().qscale, cols, r, deq.data());
+    for (int64_t b = 0; b * 32 < cols; ++b) {
+      const double d = f16_to_f32(qw.ref().qscale[r * quant_row_blocks(cols) + b]);
+      double amax = 0;
+      for (int64_t c = b * 32; c < std::min(cols, b * 32 + 32); ++c) amax = std::max(amax, double(std::fabs(qw.source[r * cols + c])));
+      const double bound = d / 2 + std::fabs(amax - 127 * d) + 1e-12;
+      for (int64_t c = b * 32; c < std::min(cols, b * 32 + 32); ++c)
+        ASSERT_LE(std::fabs(deq[c] - qw.source[r * cols + c]), bound) << r << "," << c;
+    }
+  }
+}
+
+TEST(Quant, Q4ScaleSearchNoWorseThanPlainScheme) {
+  Rng rng(6);
+  const int64_t rows = 64, cols = 256;
+  const QuantWeight qw = make_weight(DType::kQ4, rows, cols, rng);
+  std::vector<float> deq(cols);
+  double total_ours = 0, total_plain = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(DType::kQ4, qw.ref().data, qw.ref().qscale, cols, r, deq.data());
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const float* src = qw.source.data() + r * cols + b * 32;
+      float m = 0;
+      for (int j = 0; j < 32; ++j)
+        if (std::fabs(src[j]) > std::fabs(m)) m = src[j];
+      const double d0 = f16_to_f32(f32_to_f16(m / -8.0f));
+      double ours = 0, plain = 0, amax = std::fabs(m);
+      for (int j = 0; j < 32; ++j) {
+        const double l = d0 == 0 ? 0 : std::clamp(std::nearbyint(src[j] / d0), -8.0, 7.0);
+        plain += std::pow(src[j] - d0 * l, 2);
+        ours += std::pow(src[j] - deq[b * 32 + j], 2);
+        ASSERT_LE(std::fabs(src[j] - deq[b * 32 + j]), 0.25 * amax + 1e-12);
+      }
+      ASSERT_LE(ours, plain * 1.001 + 1e-14) << r << "," << b;
+      total_ours += ours;
+      total_plain += plain;
+    }
+  }
+  EXPECT_LT(total_ours, total_plain);  // the search must actually help on Gaussian weights
+}
+
+TEST(Quant, F16RoundTripAndRounding) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = f16_to_f32(uint16_t(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(f32_to_f16(f), h) << h;
+  }
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3C00);  // tie to even (down)
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3C02);  // tie to even (up)
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);
+  EXPECT_EQ(f32_to_f16(65519.0f), 0x7BFF);
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);  // half the smallest subnormal: ties to even zero
+  EXPECT_EQ(f32_to_f16(0x1.8p-24f), 0x0002);
+}
+
+TEST(Quant, LayoutConstants) {
+  EXPECT_EQ(quant_padded_cols(1), 128);
+  EXPECT_EQ(quant_padded_cols(128), 128);
+  EXPECT_EQ(quant_padded_cols(129), 256);
+  EXPECT_EQ(quant_row_bytes(DType::kQ8, 1000), 1024);
+  EXPECT_EQ(quant_row_bytes(DType::kQ4, 1000), 512);
+  EXPECT_EQ(quant_row_blocks(1000), 32);
+  // Q4 nibble order: element j in the low nibble of byte j, element j + 16 in its high nibble.
+  std::vector<float> w(32);
+  for (int j = 0; j < 32; ++j) w[j] = j < 16 ? float(j - 8) : float(7 - j % 16);  // levels -8..7 at d = 1
+  std::vector<uint8_t> q(64);
+  std::vector<uint16_t> s(4);
+  quantize_rows(DType::kQ4, w.data(), 1, 32, 0, q.data(), s.data());
+  const float d = f16_to_f32(s[0]);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_NEAR(d * float((q[j] & 0xF) - 8), w[j], 1e-6) << j;
+    EXPECT_NEAR(d * float((q[j] >> 4) - 8), w[j + 16], 1e-6) << j;
+  }
+  for (int j = 16; j < 64; ++j) EXPECT_EQ(q[j], 0x88) << "padding must hold the zero level";
+}
+
+}  // namespace
+}  // namespace holdfast::kernels
