@@ -13,5 +13,7 @@ void add_tokenize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
+void add_worker_command(CLI::App& app);
+void add_dist_toy_command(CLI::App& app);
 
 }  // namespace holdfast::cli

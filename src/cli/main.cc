@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   holdfast::cli::add_bench_command(app);
   holdfast::cli::add_serve_command(app);
   holdfast::cli::add_grads_command(app);
+  holdfast::cli::add_worker_command(app);
+  holdfast::cli::add_dist_toy_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

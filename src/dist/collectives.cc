@@ -114,14 +114,17 @@ void Group::guarded(const char* op, F&& f) {
   if (broken_)
     throw DistError(fmt::format("group epoch {} rank {}: {} on a group broken by an earlier failure", epoch_, rank_, op));
   const auto t0 = clock::now();
+  if (observer_) observer_(true);
   try {
     f();
   } catch (...) {
     broken_ = true;
     comm_time_ += clock::now() - t0;
+    if (observer_) observer_(false);
     rethrow_as_dist(fmt::format("group epoch {} rank {}/{}: {}", epoch_, rank_, world_, op), timeout_);
   }
   comm_time_ += clock::now() - t0;
+  if (observer_) observer_(false);
 }
 
 void Group::allreduce_sum(float* data, size_t n) {

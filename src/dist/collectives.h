@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +62,10 @@ class Group {
   // Every rank's value, indexed by rank.
   std::vector<uint64_t> allgather(uint64_t value);
 
+  // Called with true on entering and false on leaving every collective (the worker's heartbeat board
+  // uses it to tell "waiting for peers" from "stuck in compute").
+  void set_observer(std::function<void(bool)> observer) { observer_ = std::move(observer); }
+
   // Wall time spent inside collectives so far (waiting for peers included).
   std::chrono::nanoseconds comm_time() const { return comm_time_; }
 
@@ -74,6 +79,7 @@ class Group {
   std::chrono::milliseconds timeout_;
   bool broken_ = false;
   std::chrono::nanoseconds comm_time_{0};
+  std::function<void(bool)> observer_;
   std::unique_ptr<Impl> impl_;
 };
 
