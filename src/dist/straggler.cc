@@ -23,9 +23,11 @@ std::vector<StragglerReport> StragglerDetector::add(int rank, int64_t step, int6
     pending_.erase(it);
     last_judged_ = s;
     for (int r = 0; r < world_; ++r) {
+      if (t[size_t(r)] <= 0) continue;  // no work this step
       std::vector<int64_t> others;
       for (int q = 0; q < world_; ++q)
-        if (q != r) others.push_back(t[size_t(q)]);
+        if (q != r && t[size_t(q)] > 0) others.push_back(t[size_t(q)]);
+      if (others.empty()) continue;
       std::nth_element(others.begin(), others.begin() + long(others.size() / 2), others.end());
       double median = double(others[others.size() / 2]);
       if (others.size() % 2 == 0) {

@@ -21,7 +21,7 @@ class StragglerDetector {
  public:
   StragglerDetector(int world, double factor, int consecutive);
 
-  // One rank's compute time for one step; steps may arrive in any order and any interleaving.
+  // One rank's compute time (per unit of work; 0 = the rank had no work) for one step; steps may arrive in any order and any interleaving.
   // Returns the reports that this sample completed (a step is judged once every rank reported it).
   std::vector<StragglerReport> add(int rank, int64_t step, int64_t compute_ns);
   // Forget partial steps (after a group reform ranks restart their step counting from a snapshot).

@@ -55,6 +55,7 @@ void ToyReplica::run_step(Group& g) {
     grads.push_back(std::move(gj));
   }
   for (const auto& gj : grads) mine.push_back(gj.data());
+  work_ = int(grads.size());
   std::vector<float> sum(n);
   g.reduce_slots_sum(owner, mine, sum.data(), n);
   // Only now, after every collective of the step succeeded, is the state changed.

@@ -31,12 +31,14 @@ class ToyReplica : public Replica {
   void save_state(std::span<std::byte> out) const override;
   void load_state(std::span<const std::byte> in) override;
   void run_step(Group& g) override;
+  double step_work() const override { return double(work_); }
 
   const std::vector<float>& x() const { return x_; }
 
  private:
   ToyOptions o_;
   int64_t step_ = 0;
+  int work_ = 1;  // slots this rank computed in the last step
   std::vector<float> x_;
 };
 

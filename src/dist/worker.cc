@@ -62,18 +62,21 @@ Injection parse_injection(const std::string& s) {
   return inj;
 }
 
-// Runs the self-injected fault due before step `next` (1-based) of this incarnation.
-void maybe_inject(const Injection& inj, int64_t next, int64_t last_compute_ns) {
-  if (inj.kind.empty() || next < inj.step) return;
+// Runs the self-injected fault due before step `next` (1-based) of this incarnation; returns the
+// nanoseconds it slept (slow: (factor - 1) x the step's own compute time).
+int64_t maybe_inject(const Injection& inj, int64_t next, int64_t base_compute_ns) {
+  if (inj.kind.empty() || next < inj.step) return 0;
   if (inj.kind == "slow") {
-    std::this_thread::sleep_for(std::chrono::nanoseconds(int64_t(double(last_compute_ns) * (inj.factor - 1))));
-    return;
+    const int64_t t0 = monotonic_ns();
+    std::this_thread::sleep_for(std::chrono::nanoseconds(int64_t(double(base_compute_ns) * (inj.factor - 1))));
+    return monotonic_ns() - t0;
   }
-  if (next != inj.step) return;
+  if (next != inj.step) return 0;
   if (inj.kind == "segv") std::raise(SIGSEGV);
   if (inj.kind == "exit") _exit(3);
   if (inj.kind == "hang")
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a deadlock: the heartbeat thread runs on
+  return 0;
 }
 
 // Brings every rank to the newest state held by any of them; returns that step.
@@ -120,7 +123,7 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
   slot.step.store(replica.step());
 
   int64_t epoch = current_epoch(*store, env.rejoin_timeout);
-  int64_t last_compute_ns = 0;
+  int64_t base_compute_ns = 0;  // last step's compute time without injected slowness
   for (;;) {
     slot.set_phase(WorkerPhase::Joining, epoch);
     try {
@@ -137,16 +140,18 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
       slot.joined_ns.store(monotonic_ns());
       slot.set_phase(WorkerPhase::Running, epoch);
       while (replica.step() < last_step) {
-        maybe_inject(inj, replica.step() + 1, last_compute_ns);
         const int64_t t0 = monotonic_ns();
         const auto c0 = g.comm_time();
         slot.progress_ns.store(t0, std::memory_order_relaxed);
+        const int64_t slept = maybe_inject(inj, replica.step() + 1, base_compute_ns);
         replica.run_step(g);
-        last_compute_ns = (monotonic_ns() - t0) - (g.comm_time() - c0).count();
+        const int64_t compute_ns = (monotonic_ns() - t0) - (g.comm_time() - c0).count();
+        base_compute_ns = compute_ns - slept;
         auto buf = snap.begin_write();
         replica.save_state(buf.first(replica.state_size()));
         snap.commit(replica.step(), replica.state_size());
-        slot.record_step(replica.step(), last_compute_ns);
+        const double work = replica.step_work();  // 0: this rank had nothing to compute
+        slot.record_step(replica.step(), work > 0 ? std::max<int64_t>(1, int64_t(double(compute_ns) / work)) : 0);
       }
       g.barrier();  // nobody leaves while a peer still needs its last messages
       slot.set_phase(WorkerPhase::Done, epoch);

@@ -48,6 +48,9 @@ class Replica {
   virtual void load_state(std::span<const std::byte> in) = 0;   // inverse of save_state, step included
   // One optimizer step with `g`. Throwing DistError must leave the state as it was before the call.
   virtual void run_step(Group& g) = 0;
+  // Work this rank did in its last step (e.g. micro-batches): straggler detection compares compute
+  // time per unit, so an uneven split of micro-batches over ranks is not taken for a straggler.
+  virtual double step_work() const { return 1.0; }
 };
 
 struct WorkerStats {
