@@ -5,12 +5,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <csignal>
+
 #include "cli/commands.h"
 #include "cli/dist_flags.h"
 #include "dist/launcher.h"
 #include "dist/supervisor.h"
 
 namespace holdfast::cli {
+namespace {
+
+// Set by SIGINT/SIGTERM; the supervisor polls it, kills its workers and keeps their snapshots.
+std::atomic<bool>& stop_flag() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+void on_stop_signal(int) { stop_flag().store(true); }
+
+}  // namespace
 
 void add_dist_toy_command(CLI::App& app) {
   struct Opts {
@@ -48,12 +61,16 @@ void add_dist_toy_command(CLI::App& app) {
       o.worker_argv.push_back(opts->out);
     }
     if (!opts->quiet) o.on_event = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+    o.stop_requested = [] { return stop_flag().load(); };
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     dist::Supervisor sup(o);
     const dist::SupervisorResult r = sup.run();
     const nlohmann::json summary = {{"faults", r.faults}, {"recoveries", r.recoveries}, {"restarts", r.restarts},
                                     {"stragglers", r.stragglers}, {"reforms", r.reforms}, {"epoch", r.epoch},
                                     {"final_step", r.final_step}, {"steps_lost", r.steps_lost},
-                                    {"max_recovery_ms", r.max_recovery_ms}, {"wall_s", r.wall_s}};
+                                    {"max_recovery_ms", r.max_recovery_ms}, {"wall_s", r.wall_s},
+                                    {"stopped", r.stopped}};
     fmt::print("{}\n", summary.dump());
   });
 }

@@ -369,7 +369,8 @@ Supervisor::Supervisor(SupervisorOptions o) : s_(std::make_unique<State>()) {
 Supervisor::~Supervisor() {
   s_->kill_all();
   ShmRegion::remove(s_->board_name());
-  for (const Proc& p : s_->procs) ShmRegion::remove(s_->snapshot_name(p.rank));
+  if (!s_->result.stopped)
+    for (const Proc& p : s_->procs) ShmRegion::remove(s_->snapshot_name(p.rank));
 }
 
 const std::string& Supervisor::store_url() const { return s_->store_url; }
@@ -389,6 +390,12 @@ SupervisorResult Supervisor::run() {
       bool all_done = true;
       for (const Proc& p : s.procs) all_done = all_done && p.finished;
       if (all_done) break;
+      if (s.o.stop_requested && s.o.stop_requested()) {
+        s.kill_all();
+        s.result.stopped = true;
+        s.event("stopped", {{"epoch", s.epoch}});
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   } catch (...) {
@@ -399,6 +406,7 @@ SupervisorResult Supervisor::run() {
   s.result.epoch = s.epoch;
   s.result.final_step = s.board.slot(0).step.load();
   s.result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (s.result.stopped) return s.result;
   s.event("done", {{"step", s.result.final_step}, {"faults", s.result.faults}, {"recoveries", s.result.recoveries},
                    {"steps_lost", s.result.steps_lost}, {"wall_s", s.result.wall_s}});
   return s.result;

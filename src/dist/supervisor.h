@@ -41,12 +41,14 @@ struct SupervisorOptions {
   int straggler_steps = 3;
   std::vector<FaultSpec> faults;
   std::function<void(const std::string&)> on_event;  // each events.jsonl line, as written (optional)
+  std::function<bool()> stop_requested;              // polled every loop (SIGINT/SIGTERM); optional
 };
 
 struct SupervisorResult {
   int64_t faults = 0, recoveries = 0, restarts = 0, stragglers = 0, reforms = 0;
   int64_t epoch = 0, final_step = -1, steps_lost = 0;
   double wall_s = 0, max_recovery_ms = 0;
+  bool stopped = false;  // by stop_requested: workers were killed, snapshots are kept for a re-run
 };
 
 class Supervisor {
@@ -54,7 +56,9 @@ class Supervisor {
   // Locks the run directory, starts or joins the store and creates the board. Throws Error / InputError /
   // RendezvousError (port in use, unreachable Redis) / RunTokenRejected with a clear message.
   explicit Supervisor(SupervisorOptions o);
-  ~Supervisor();  // SIGKILLs and reaps workers still alive, removes the board and snapshots
+  // SIGKILLs and reaps workers still alive, removes the board, and the snapshots unless the run was
+  // stopped (a re-run of the same run directory resumes from them).
+  ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 

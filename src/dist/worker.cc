@@ -119,6 +119,8 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
   if (auto s = snap.read(); s && s->step > replica.step() && s->step <= last_step && s->bytes.size() == replica.state_size()) {
     replica.load_state(s->bytes);
     stats.restored_step = s->step;
+    fmt::print(stderr, "holdfast worker rank {}: restored step {} from snapshot {}\n", env.rank, s->step,
+               env.snapshot_name);
   }
   slot.step.store(replica.step());
 
