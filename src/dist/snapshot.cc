@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -16,6 +17,26 @@ constexpr uint64_t kVersion = 1;
 constexpr size_t kHeaderBytes = 4096;
 
 size_t round_up(size_t n) { return (n + 4095) / 4096 * 4096; }
+
+// The buffer checksum: XXH64 chained over 256 KiB chunks (h <- xxh64(chunk, seed = h)), so that a
+// copy can checksum each chunk while it is still in cache.
+constexpr size_t kChunk = 256 << 10;
+
+uint64_t checksum(const std::byte* p, size_t n) {
+  uint64_t h = 0;
+  for (size_t off = 0; off < n; off += kChunk) h = xxh64(p + off, std::min(kChunk, n - off), h);
+  return h;
+}
+
+uint64_t copy_and_checksum(std::byte* dst, const std::byte* src, size_t n) {
+  uint64_t h = 0;
+  for (size_t off = 0; off < n; off += kChunk) {
+    const size_t len = std::min(kChunk, n - off);
+    std::memcpy(dst + off, src + off, len);
+    h = xxh64(dst + off, len, h);
+  }
+  return h;
+}
 
 }  // namespace
 
@@ -75,6 +96,10 @@ std::span<std::byte> Snapshot::begin_write() {
 
 void Snapshot::commit(int64_t step, size_t size) {
   HOLDFAST_CHECK(writing_ >= 0, "snapshot {}: commit without begin_write", region_.name());
+  publish(step, size, checksum(buffer(writing_), std::min(size, capacity_)));
+}
+
+void Snapshot::publish(int64_t step, size_t size, uint64_t sum) {
   if (size > capacity_)
     throw Error(fmt::format("snapshot {}: state of {} bytes exceeds the capacity of {}", region_.name(), size,
                             capacity_));
@@ -82,7 +107,7 @@ void Snapshot::commit(int64_t step, size_t size) {
   Header::Buffer& b = h->buf[writing_];
   b.step.store(step, std::memory_order_relaxed);
   b.size.store(size, std::memory_order_relaxed);
-  b.checksum.store(xxh64(buffer(writing_), size), std::memory_order_relaxed);
+  b.checksum.store(sum, std::memory_order_relaxed);
   const uint64_t other = h->buf[1 - writing_].generation.load(std::memory_order_acquire);
   b.generation.store(other + 1, std::memory_order_release);
   writing_ = -1;
@@ -93,8 +118,7 @@ void Snapshot::write(int64_t step, std::span<const std::byte> bytes) {
     throw Error(fmt::format("snapshot {}: state of {} bytes exceeds the capacity of {}", region_.name(),
                             bytes.size(), capacity_));
   auto dst = begin_write();
-  std::memcpy(dst.data(), bytes.data(), bytes.size());
-  commit(step, bytes.size());
+  publish(step, bytes.size(), copy_and_checksum(dst.data(), bytes.data(), bytes.size()));
 }
 
 std::optional<SnapshotData> Snapshot::read() const {
@@ -118,7 +142,7 @@ std::optional<SnapshotData> Snapshot::read() const {
         raced = true;  // the writer reused this buffer while we copied it
         break;
       }
-      if (xxh64(out.bytes.data(), size) == sum) return out;
+      if (checksum(out.bytes.data(), size) == sum) return out;
     }
     if (!raced) return std::nullopt;
   }

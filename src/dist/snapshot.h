@@ -2,7 +2,7 @@
 // named by the run and rank, so that a replacement process restores the current step without disk.
 //
 // Layout: a 4 KiB header, then buffers A and B of `capacity` bytes each. Each buffer has a generation
-// (0 = invalid), the step, the size and an XXH64 checksum of its bytes. A write invalidates the older
+// (0 = invalid), the step, the size and a checksum of its bytes (XXH64 chained over 256 KiB chunks). A write invalidates the older
 // buffer first, fills it, writes step/size/checksum and only then publishes a generation higher than
 // the other buffer's. A writer killed half way leaves the other buffer as the newest valid one; a
 // reader copies the newest buffer, checks its checksum and that its generation did not change
@@ -51,6 +51,7 @@ class Snapshot {
   struct Header;
   Header* header() const;
   std::byte* buffer(int i) const;
+  void publish(int64_t step, size_t size, uint64_t checksum);
 
   ShmRegion region_;
   size_t capacity_ = 0;
