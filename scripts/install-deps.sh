@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs every Debian package holdfast needs to build, run and test. Idempotent.
-# Runtime: OpenBLAS (GEMM), Highway (SIMD), nlohmann-json, CLI11, fmt.
+# Runtime: OpenBLAS (GEMM), Highway (SIMD), nlohmann-json, CLI11, fmt, Gloo + hiredis (multi-process training).
+# redis-server: the multi-host rendezvous (and its test).
 # Test-time oracles only: python3-torch/numpy (forward oracle), Node.js + npm (tokenizer oracle).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libcpp-httplib-dev curl
+      libgloo-dev libhiredis-dev redis-server
       python3-torch python3-numpy)
 # The machine may ship its own Node.js; only fall back to Debian's when there is none.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

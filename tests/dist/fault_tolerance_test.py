@@ -29,7 +29,7 @@ import time
 BIN = os.environ.get("HOLDFAST_BIN", "")
 TIMEOUT_S = 60
 STEPS = 50
-FAST = ["--heartbeat-ms", "500", "--stall-ms", "800", "--timeout-ms", "3000", "--rejoin-ms", "20000"]
+FAST = ["--heartbeat-ms", "1000", "--stall-ms", "1500", "--timeout-ms", "3000", "--rejoin-ms", "20000"]
 failures = []
 
 
@@ -95,7 +95,7 @@ def main():
     check(len(rec) == 2 and all(e["steps_lost"] == 0 for e in rec), f"kill+stop: recoveries {rec}")
     check(all(e["recovery_ms"] < 1000 for e in rec), f"kill+stop: recovery over 1 s: {rec}")
     hung = [e for e in events(run) if e["event"] == "fault" and e["kind"] == "hung"]
-    check(hung and hung[0]["detect_ms"] < 500 + 300, f"SIGSTOP detected late: {hung}")
+    check(hung and hung[0]["detect_ms"] < 1000 + 500, f"SIGSTOP detected late: {hung}")
     check(s["steps_lost"] == 0 and s["final_step"] == STEPS, f"kill+stop summary {s}")
     print(f"kill+stop: detected, recovered in {[round(e['recovery_ms']) for e in rec]} ms, 0 lost, bitwise equal "
           f"({t:.2f} s)")

@@ -21,7 +21,7 @@ import time
 BIN = os.environ.get("HOLDFAST_BIN", "")
 TIMEOUT_S = 60
 STEPS = 40
-FAST = ["--heartbeat-ms", "500", "--stall-ms", "800", "--timeout-ms", "3000", "--rejoin-ms", "20000", "--quiet"]
+FAST = ["--heartbeat-ms", "1000", "--stall-ms", "1500", "--timeout-ms", "3000", "--rejoin-ms", "20000", "--quiet"]
 
 
 def free_port():
