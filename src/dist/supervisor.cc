@@ -212,6 +212,7 @@ void Supervisor::State::poll_once(int64_t now) {
   for (Proc& p : procs) {
     if (!p.alive) continue;
     const WorkerSlot& slot = board.slot(p.slot);
+    if (slot.get_phase() == WorkerPhase::Done) continue;  // finished, writing its outputs
     const bool started = slot.pid.load() == p.pid;
     const int64_t beat = std::max(slot.beat_ns.load(), p.spawn_ns);
     const auto limit = started ? o.heartbeat_timeout : o.start_timeout;
