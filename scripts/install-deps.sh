@@ -2,11 +2,13 @@
 # Installs every Debian package holdfast needs to build, run and test. Idempotent.
 # Runtime: OpenBLAS (GEMM), Highway (SIMD), nlohmann-json, CLI11, fmt, OpenSSL libcrypto (sha256).
 # Training corpus: bible-kjv-text (King James Bible) read through bible-kjv's `bible` (scripts/prepare_corpus.sh).
+# Multi-process training: Gloo + hiredis; redis-server is the multi-host rendezvous (and its test).
 # Test-time oracles only: python3-torch/numpy (forward oracle), Node.js + npm (tokenizer oracle).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libcpp-httplib-dev curl
       libssl-dev libicu-dev bible-kjv-text bible-kjv
+      libgloo-dev libhiredis-dev redis-server
       python3-torch python3-numpy python3-jinja2)
 # The machine may ship its own Node.js; only fall back to Debian's when there is none.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

@@ -18,5 +18,7 @@ void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_worker_command(CLI::App& app);
+void add_dist_toy_command(CLI::App& app);
 
 }  // namespace holdfast::cli

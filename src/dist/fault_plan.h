@@ -1,0 +1,31 @@
+// Faults to inject into a supervised run (tests, `holdfast dist-toy`, the chaos harness), as
+// KIND:RANK@STEP[xFACTOR]:
+//   kill:1@15    SIGKILL rank 1 once it has completed step 15 (the supervisor sends it)
+//   stop:2@30    SIGSTOP rank 2 (a hang: only the missing heartbeat tells)
+//   segv:0@20    rank 0 raises SIGSEGV before step 20 (self-injected)
+//   exit:1@20    rank 1 calls _exit(3) before step 20
+//   hang:1@25    rank 1's main thread blocks forever before step 25; its heartbeat thread runs on
+//   slow:2@5x3   rank 2 computes 3x slower from step 5 on (a straggler)
+// Self-injected faults apply to a rank's first process only: its replacement runs clean.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace holdfast::dist {
+
+struct FaultSpec {
+  std::string kind;
+  int rank = 0;
+  int64_t step = 0;
+  double factor = 1;
+  bool external() const { return kind == "kill" || kind == "stop"; }
+  // The worker's HOLDFAST_DIST_INJECT value for a self-injected fault.
+  std::string inject_string() const;
+};
+
+// InputError naming the spec and what is wrong; ranks are checked against `world`.
+FaultSpec parse_fault(const std::string& spec, int world);
+
+}  // namespace holdfast::dist

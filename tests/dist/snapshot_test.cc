@@ -1,0 +1,158 @@
+// dist/: double-buffered shared-memory snapshots (torn and corrupted writes fall back to the previous
+// buffer), checksums, the heartbeat board.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "dist/board.h"
+#include "dist/checksum.h"
+#include "dist/snapshot.h"
+
+namespace holdfast::dist {
+namespace {
+
+std::string unique_name(const char* what) { return fmt::format("/holdfast-test-{}-{}", getpid(), what); }
+
+std::vector<std::byte> pattern(size_t n, int seed) {
+  std::vector<std::byte> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = std::byte((i * 31 + size_t(seed) * 7) & 0xff);
+  return v;
+}
+
+struct Cleanup {
+  std::string name;
+  ~Cleanup() { ShmRegion::remove(name); }
+};
+
+TEST(Checksum, Xxh64AndSipHashReferenceVectors) {
+  EXPECT_EQ(xxh64("", 0), 0xEF46DB3751D8E999ULL);
+  EXPECT_EQ(xxh64("a", 1), 0xD24EC4F1A98C6E5BULL);
+  EXPECT_EQ(xxh64("abc", 3), 0x44BC2CF5AD770999ULL);
+  // SipHash-2-4 paper, appendix A: key 00..0f, message 00..0e.
+  unsigned char msg[15];
+  for (int i = 0; i < 15; ++i) msg[i] = static_cast<unsigned char>(i);
+  EXPECT_EQ(siphash24(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, msg, 15), 0xa129ca6149be45e5ULL);
+  // Long inputs use the 4-lane loop; one flipped bit changes the sum.
+  auto v = pattern(100000, 1);
+  const uint64_t h = xxh64(v.data(), v.size());
+  v[77777] ^= std::byte(1);
+  EXPECT_NE(h, xxh64(v.data(), v.size()));
+}
+
+TEST(Snapshot, NewestCommittedStateWins) {
+  Cleanup c{unique_name("snap1")};
+  Snapshot s = Snapshot::open(c.name, 1000, 42);
+  EXPECT_FALSE(s.read());
+  EXPECT_EQ(s.newest_step(), -1);
+  for (int step = 1; step <= 5; ++step) {
+    s.write(step, pattern(900 + size_t(step), step));
+    auto r = s.read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->step, step);
+    EXPECT_EQ(r->bytes, pattern(900 + size_t(step), step));
+  }
+  // Another process (a replacement worker) sees the same region.
+  Snapshot again = Snapshot::open(c.name, 1000, 42);
+  EXPECT_EQ(again.read()->step, 5);
+  EXPECT_THROW(s.write(6, pattern(1001, 6)), Error);
+}
+
+TEST(Snapshot, TornWriteFallsBackToThePreviousBuffer) {
+  Cleanup c{unique_name("snap2")};
+  Snapshot s = Snapshot::open(c.name, 4096, 1);
+  s.write(10, pattern(4096, 10));
+  s.write(11, pattern(4096, 11));
+  auto buf = s.begin_write();  // a writer that dies half way through step 12
+  std::memcpy(buf.data(), pattern(4096, 12).data(), 2048);
+  auto r = s.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step, 11);
+  EXPECT_EQ(r->bytes, pattern(4096, 11));
+}
+
+TEST(Snapshot, WriterKilledMidWriteLeavesTheOlderState) {
+  Cleanup c{unique_name("snap3")};
+  {
+    Snapshot s = Snapshot::open(c.name, 1 << 20, 7);
+    s.write(3, pattern(1 << 20, 3));
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Snapshot s = Snapshot::open(c.name, 1 << 20, 7);
+    s.write(4, pattern(1 << 20, 4));
+    auto buf = s.begin_write();
+    std::memset(buf.data(), 0xAB, buf.size() / 2);
+    _exit(0);  // dies before commit
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Snapshot s = Snapshot::open(c.name, 1 << 20, 7);
+  auto r = s.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step, 4);  // step 5's buffer was the older one (step 3) and is now invalid
+  EXPECT_EQ(r->bytes, pattern(1 << 20, 4));
+}
+
+TEST(Snapshot, CorruptedBufferFailsItsChecksum) {
+  Cleanup c{unique_name("snap4")};
+  Snapshot s = Snapshot::open(c.name, 256, 1);
+  s.write(1, pattern(256, 1));
+  auto buf = s.begin_write();
+  std::memcpy(buf.data(), pattern(256, 2).data(), 256);
+  s.commit(2, 256);
+  ASSERT_EQ(s.read()->step, 2);
+  // Flip a bit of the newest buffer behind the snapshot's back (silent memory corruption).
+  ShmRegion raw = ShmRegion::open_existing(c.name);
+  auto* base = static_cast<unsigned char*>(raw.data()) + 4096;
+  bool flipped = false;
+  for (int i = 0; i < 2 && !flipped; ++i) {
+    unsigned char* b = base + size_t(i) * 4096;
+    if (std::memcmp(b, pattern(256, 2).data(), 256) == 0) {
+      b[100] ^= 0x10;
+      flipped = true;
+    }
+  }
+  ASSERT_TRUE(flipped);
+  auto r = s.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step, 1);
+}
+
+TEST(Snapshot, OtherLayoutTagResetsTheRegion) {
+  Cleanup c{unique_name("snap5")};
+  Snapshot::open(c.name, 64, 1).write(9, pattern(64, 9));
+  EXPECT_EQ(Snapshot::open(c.name, 64, 1).read()->step, 9);
+  EXPECT_FALSE(Snapshot::open(c.name, 64, 2).read());
+  Snapshot::open(c.name, 64, 1).write(1, pattern(64, 1));
+  EXPECT_FALSE(Snapshot::open(c.name, 128, 1).read());  // another capacity
+}
+
+TEST(Board, SlotsAreSharedAcrossProcesses) {
+  Cleanup c{unique_name("board")};
+  Board b = Board::create(c.name, 3);
+  EXPECT_EQ(b.world(), 3);
+  EXPECT_EQ(b.slot(2).step.load(), -1);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Board w = Board::open(c.name);
+    w.slot(1).record_step(17, 1234);
+    w.slot(1).set_phase(WorkerPhase::Running, 4);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(b.slot(1).step.load(), 17);
+  EXPECT_EQ(b.slot(1).compute_ns[17 % WorkerSlot::kHistory].load(), 1234);
+  EXPECT_EQ(b.slot(1).get_phase(), WorkerPhase::Running);
+  EXPECT_EQ(b.slot(1).epoch.load(), 4);
+  EXPECT_THROW(b.slot(3), Error);
+  EXPECT_THROW(Board::open(unique_name("absent")), Error);
+}
+
+}  // namespace
+}  // namespace holdfast::dist
