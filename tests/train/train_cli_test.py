@@ -86,6 +86,10 @@ def main():
         c.check("unigram entropy" in r.out and "val_loss" in r.out, "summary names val_loss and the unigram entropy")
         c.check(fx.checkpoints(straight) == ["step-00000008", "step-00000012", "step-00000016"],
                 "keep_last 3 checkpoints: %s" % fx.checkpoints(straight))
+        c.check(all(os.path.exists(os.path.join(straight, f)) for f in ("report.html", "loss.svg", "expert_load.svg")),
+                "report.html, loss.svg and expert_load.svg rendered")
+        c.check(len(fx.events(straight, "checkpoint")) == 4 and len(fx.events(straight, "done")) == 1,
+                "checkpoint and done events")
         step_line = fx.metrics(straight, "step")[-1]
         for k in ("loss", "main_loss", "mtp_loss", "balance_loss", "lr", "grad_norm", "tokens", "tokens_per_s",
                   "step_s", "elapsed_s", "rss_mb", "skipped", "expert_load", "router_bias"):
