@@ -43,7 +43,7 @@ class Progress {
     // Per-step throughput jitters with the machine; show a moving average.
     rate_ = rate_ > 0 ? 0.8 * rate_ + 0.2 * r.tokens_per_s : r.tokens_per_s;
     const std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  {} tok/s  ETA {}{}", r.step, r.steps,
-                                         s.loss.loss, s.lr, rate(rate_), duration(r.eta_s),
+                                         s.loss.main_loss, s.lr, rate(rate_), duration(r.eta_s),
                                          s.skipped ? "  (skipped)" : "");
     if (tty_) {
       const int width = 24;
@@ -127,7 +127,7 @@ void add_train_command(CLI::App& app) {
     fmt::print("{} at step {} of {} ({} -> {} this run) in {}: {} tokens/s, peak RSS {:.0f} MB\n",
                s.stopped ? "stopped" : "trained", s.step, s.steps, s.first_step, s.step, duration(s.elapsed_s),
                rate(s.tokens_per_s), s.peak_rss_mb);
-    fmt::print("loss {:.4f} -> {:.4f} (mean of the last 10 steps)", s.first_loss, s.last_loss);
+    fmt::print("main loss {:.4f} -> {:.4f} (mean of the last 10 steps)", s.first_loss, s.last_loss);
     if (s.val_loss >= 0) fmt::print("; val_loss {:.4f}", s.val_loss);
     fmt::print("; unigram entropy of the training data {:.4f} nats", s.unigram_entropy);
     if (s.val_loss >= 0)

@@ -1,5 +1,6 @@
 #include "train/eval.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -33,7 +34,7 @@ EvalResult validation_loss(Context& ctx, const model::DeepSeekConfig& cfg, const
 double unigram_entropy(const TokenDataset& data) {
   std::vector<int64_t> counts(std::max<int32_t>(data.vocab_size(), 1), 0);
   std::vector<int32_t> buf(1 << 20);
-  const int64_t n = data.n_tokens();
+  const int64_t n = std::min<int64_t>(data.n_tokens(), int64_t(1) << 26);
   for (int64_t begin = 0; begin < n; begin += int64_t(buf.size())) {
     const int64_t k = std::min<int64_t>(int64_t(buf.size()), n - begin);
     data.read(begin, k, buf.data());

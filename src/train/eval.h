@@ -21,7 +21,7 @@ struct EvalResult {
 EvalResult validation_loss(Context& ctx, const model::DeepSeekConfig& cfg, const model::ModelWeights& w,
                            const SequenceSampler& sampler, int64_t n_sequences);
 
-// −Σ p·ln p (nats) over the token frequencies of the whole dataset.
+// −Σ p·ln p (nats) over the token frequencies of the dataset (its first 2^26 tokens when longer).
 double unigram_entropy(const TokenDataset& data);
 
 }  // namespace holdfast::train

@@ -275,8 +275,8 @@ RunSummary run_training(const TrainConfig& tc, bool resume, const RunCallbacks& 
       ++sum.skipped_steps;
       sum.rollbacks += r.event.find("rollback") != std::string::npos;
     } else {
-      if (accepted.empty()) sum.first_loss = r.loss.loss;
-      accepted.push_back(r.loss.loss);
+      if (accepted.empty()) sum.first_loss = r.loss.main_loss;
+      accepted.push_back(r.loss.main_loss);
     }
     if (cb.on_step) {
       const double el = since(t_start);
@@ -298,7 +298,7 @@ RunSummary run_training(const TrainConfig& tc, bool resume, const RunCallbacks& 
   const size_t tail = std::min<size_t>(accepted.size(), 10);
   if (tail) sum.last_loss = std::accumulate(accepted.end() - tail, accepted.end(), 0.0) / double(tail);
   metrics->event(st.step, "done",
-                 fmt::format("{} at step {} of {}: loss {:.4f} -> {:.4f}, val_loss {:.4f}, unigram entropy {:.4f}, "
+                 fmt::format("{} at step {} of {}: main loss {:.4f} -> {:.4f}, val_loss {:.4f}, unigram entropy {:.4f}, "
                              "{:.0f} tokens/s", sum.stopped ? "stopped" : "finished", st.step, tc.steps,
                              sum.first_loss, sum.last_loss, sum.val_loss, sum.unigram_entropy, sum.tokens_per_s));
   write_report(out);

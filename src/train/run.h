@@ -29,7 +29,7 @@ struct RunCallbacks {
 struct RunSummary {
   std::string run_dir, last_checkpoint;
   int64_t first_step = 0, step = 0, steps = 0;  // step reached; steps of the run
-  double first_loss = 0, last_loss = 0;        // first step's loss, mean of the last 10 accepted steps
+  double first_loss = 0, last_loss = 0;        // main loss: first step's, mean of the last 10 accepted steps
   double val_loss = -1;                        // final validation loss (-1: no validation split)
   double unigram_entropy = 0;                  // nats, of the training split
   double tokens_per_s = 0, elapsed_s = 0, peak_rss_mb = 0;

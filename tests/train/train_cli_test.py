@@ -9,6 +9,7 @@ synthetic dataset (train_fixture.py):
 - a corrupted newest checkpoint is skipped on --resume with the reason, and the run still ends with
   the same bytes; a checkpoint of a different model is refused; an out_dir that already holds
   checkpoints is refused without --resume;
+- SIGINT at an arbitrary step stops with a checkpoint, and --resume reproduces the uninterrupted run;
 - the checkpoint is a model directory `holdfast generate` loads.
 
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only.
@@ -17,7 +18,10 @@ Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only.
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_fixture as fx  # noqa: E402
@@ -86,6 +90,10 @@ def main():
         c.check("unigram entropy" in r.out and "val_loss" in r.out, "summary names val_loss and the unigram entropy")
         c.check(fx.checkpoints(straight) == ["step-00000008", "step-00000012", "step-00000016"],
                 "keep_last 3 checkpoints: %s" % fx.checkpoints(straight))
+        c.check(all(os.path.exists(os.path.join(straight, f)) for f in ("report.html", "loss.svg", "expert_load.svg")),
+                "report.html, loss.svg and expert_load.svg rendered")
+        c.check(len(fx.events(straight, "checkpoint")) == 4 and len(fx.events(straight, "done")) == 1,
+                "checkpoint and done events")
         step_line = fx.metrics(straight, "step")[-1]
         for k in ("loss", "main_loss", "mtp_loss", "balance_loss", "lr", "grad_norm", "tokens", "tokens_per_s",
                   "step_s", "elapsed_s", "rss_mb", "skipped", "expert_load", "router_bias"):
@@ -131,6 +139,32 @@ def main():
         c.check("step-00000012" in r.err, "resumed from step 12")
         c.check(final_weights(halves) == final_weights(straight), "after the skip the run ends with the same weights")
         c.check(step_losses(halves) == losses, "and the same losses")
+
+        # Ctrl-C at an arbitrary step: a checkpoint is written, and --resume continues to the same bits.
+        p4 = fx.write_config(tmp, "sigint", fx.base_config(tmp, "sigint", steps=40))
+        fx.write_config(tmp, "sigint_ref", fx.base_config(tmp, "sigint_ref", steps=40))
+        ref = os.path.join(tmp, "sigint_ref")
+        r = fx.run(["train", "--config", os.path.join(tmp, "sigint_ref.json")])
+        c.check(r.rc == 0, "40-step reference run")
+        sig = os.path.join(tmp, "sigint")
+        proc = subprocess.Popen([fx.BIN, "train", "--config", p4], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if len(fx.metrics(sig, "step")) >= 3:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        stopped_at = max(step_losses(sig)) if os.path.exists(os.path.join(sig, "metrics.jsonl")) else 0
+        c.check(proc.returncode == 0 and b"stopped at step" in out, "SIGINT stops the run cleanly at step %d: %s" %
+                (stopped_at, err.decode()[-200:]))
+        c.check(fx.checkpoints(sig)[-1:] == ["step-%08d" % stopped_at], "a checkpoint of the stop step")
+        r = fx.run(["train", "--config", p4, "--resume"])
+        c.check(r.rc == 0 and step_losses(sig) == step_losses(ref) and final_weights(sig) == final_weights(ref),
+                "after SIGINT at step %d, --resume gives the uninterrupted run's losses and weights" % stopped_at)
 
         # A checkpoint of a different model is refused.
         other = json.load(open(fx.TINY_CONFIG))
