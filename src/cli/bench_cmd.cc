@@ -95,7 +95,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--decode", o->decode, "Tokens to decode after the prompt")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--runs", o->runs, "Repetitions; medians are reported")->check(CLI::Range(1, 100));
   cmd->add_flag("--skip-probes", o->skip_probes, "Do not measure bandwidth and SGEMM peak");
-  cmd->callback([o] {
+  add_bench_serve_command(*cmd);
+  cmd->callback([o, cmd] {
+    if (cmd->got_subcommand("serve")) return;
     if (o->model.empty() && o->config.empty()) throw InputError("give --model DIR or --config config.json");
     Context ctx(o->threads);
     std::string dir = o->model;

@@ -12,6 +12,8 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);  // `tokenizer train`
 void add_bench_command(CLI::App& app);
+// `bench serve`, registered by add_bench_command on its `bench` subcommand.
+void add_bench_serve_command(CLI::App& bench);
 void add_serve_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
 void add_data_command(CLI::App& app);

@@ -7,12 +7,6 @@ namespace holdfast {
 
 namespace {
 
-void run_chunk(size_t n, int n_threads, int idx, const std::function<void(size_t, size_t, int)>& fn) {
-  size_t chunk = (n + n_threads - 1) / n_threads;
-  size_t begin = std::min(n, chunk * idx), end = std::min(n, begin + chunk);
-  if (begin < end) fn(begin, end, idx);
-}
-
 // Decode issues hundreds of small parallel_for calls per token: spin briefly before sleeping so a
 // wake-up costs nanoseconds, not a futex round trip.
 template <typename Pred>
@@ -24,7 +18,22 @@ bool spin_until(Pred pred) {
   }
 }
 
+// Chunks per thread: a worker that is descheduled mid-call (a shared machine) holds up only its chunk,
+// while the others claim the rest.
+constexpr size_t kChunksPerThread = 4;
+
 }  // namespace
+
+// One parallel_for: chunk c is [c·size, (c+1)·size) ∩ [0, n). Threads claim chunks until none is left,
+// so the caller runs the chunks of a worker that is slow to wake (a busy machine) instead of waiting
+// for it. Shared with the workers that joined, so one that wakes after the call returned finds every
+// chunk claimed and never touches `fn`.
+struct ThreadPool::Job {
+  const std::function<void(size_t, size_t, int)>* fn;
+  size_t n, size;
+  int chunks;
+  std::atomic<int> next{0}, done{0};
+};
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -40,47 +49,60 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::run_claims(Job& job, int idx) {
+  for (;;) {
+    const int c = job.next.fetch_add(1);
+    if (c >= job.chunks) return;
+    const size_t begin = size_t(c) * job.size, end = std::min(job.n, begin + job.size);
+    (*job.fn)(begin, end, idx);
+    if (job.done.fetch_add(1) + 1 == job.chunks) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_done_.notify_all();
+    }
+  }
+}
+
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
   if (n_threads_ == 1 || n <= 1) {
     if (n) fn(0, n, 0);
     return;
   }
+  const size_t max_chunks = size_t(n_threads_) * kChunksPerThread;
+  const size_t size = (n + max_chunks - 1) / max_chunks;
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->size = size;
+  job->chunks = int((n + size - 1) / size);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_.store(n_threads_ - 1);
+    job_ = job;
     generation_.fetch_add(1);
   }
   cv_work_.notify_all();
-  run_chunk(n, n_threads_, 0, fn);
-  if (!spin_until([this] { return pending_.load() == 0; })) {
+  run_claims(*job, 0);
+  auto finished = [&] { return job->done.load() == job->chunks; };
+  if (!spin_until(finished)) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_done_.wait(lock, [this] { return pending_.load() == 0; });
+    cv_done_.wait(lock, finished);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  job_ = nullptr;
+  if (job_ == job) job_.reset();
 }
 
 void ThreadPool::worker_loop(int idx) {
   uint64_t seen = 0;
   for (;;) {
     spin_until([&] { return generation_.load() != seen; });
-    const std::function<void(size_t, size_t, int)>* job;
-    size_t n;
+    std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_work_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
       seen = generation_.load();
       job = job_;
-      n = job_n_;
     }
-    run_chunk(n, n_threads_, idx, *job);
-    if (pending_.fetch_sub(1) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);
-      cv_done_.notify_one();
-    }
+    if (job) run_claims(*job, idx);
   }
 }
 

@@ -38,15 +38,21 @@ void weight_row_to_f32(const WeightRef& w, int64_t row, float* out);
 // Converts rows [begin, begin+count) to a dense F32 [count, cols] buffer.
 void weight_rows_to_f32(const WeightRef& w, int64_t begin, int64_t count, float* out);
 
+// How a product may treat a batch of activation rows. kAny: the fastest kernel for n (a GEMM past
+// a couple of rows: prefill, training). kIndependent: every output row is bit-identical to the product
+// of that row alone, whatever n is, and the weights are still read once for all rows (decode batches
+// of different sequences). One- and two-row products are always row-independent.
+enum class Rows { kAny, kIndependent };
+
 // y[n, w.rows] = x[n, w.cols] · wᵀ  (+ y if accumulate). ldx/ldy are row strides (0: dense).
 void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate = false,
-            int64_t ldx = 0, int64_t ldy = 0);
+            int64_t ldx = 0, int64_t ldy = 0, Rows rows = Rows::kAny);
 // Backward of matmul: dx[n, w.cols] += dy[n, w.rows]·w (if dx), dw[w.rows, w.cols] += dyᵀ·x (F32, if dw).
 void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w, const float* dy, float* dx,
                      float* dw, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);
 // y[n, w.cols] = x[n, w.rows] · w  (no transpose; used by absorbed MLA's W_UKᵀ q).
 void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx = 0,
-               int64_t ldy = 0);
+               int64_t ldy = 0, Rows rows = Rows::kAny);
 // Dense F32 GEMM: C[m,n] = alpha · A[m,k] · op(B) + beta · C, op(B) = Bᵀ ([n,k]) if trans_b else B ([k,n]).
 void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

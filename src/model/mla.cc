@@ -8,6 +8,8 @@ namespace holdfast::model {
 
 namespace {
 
+constexpr float kSmallEps = 1e-6f;  // q_a_layernorm / kv_a_layernorm ignore rms_norm_eps (§3.2)
+
 void add_bias(float* y, int64_t rows, const std::vector<float>& bias) {
   if (bias.empty()) return;
   const int64_t n = int64_t(bias.size());
@@ -17,8 +19,8 @@ void add_bias(float* y, int64_t rows, const std::vector<float>& bias) {
 
 }  // namespace
 
-void linear_forward(Context& ctx, const float* x, int64_t S, const Linear& l, float* y) {
-  kernels::matmul(ctx, x, S, l.weight, y);
+void linear_forward(Context& ctx, const float* x, int64_t S, const Linear& l, float* y, kernels::Rows rows) {
+  kernels::matmul(ctx, x, S, l.weight, y, false, 0, 0, rows);
   add_bias(y, S, l.bias);
 }
 
@@ -32,98 +34,147 @@ void linear_backward(Context& ctx, const float* x, int64_t S, const Linear& l, c
   }
 }
 
-void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
-                 const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out, MlaSaved* saved) {
-  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
-  const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr;
-  const int64_t p0 = cache.length, n_kv = p0 + S;
-  const float small_eps = 1e-6f;  // q_a_layernorm / kv_a_layernorm ignore rms_norm_eps (§3.2)
-  HOLDFAST_CHECK(!saved || (form == MlaForm::kNaive && p0 == 0),
-                 "training records the naive form over a whole sequence (form {}, cache length {})", int(form), p0);
+void mla_project(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* x, int64_t S, float* q,
+                 float* ckv, kernels::Rows rows, MlaSaved* saved) {
   if (saved) saved->x.assign(x, x + S * cfg.hidden_size);
-
-  // Queries: [S, nh, dq].
-  std::vector<float> q(S * nh * dq);
   if (w.q_proj) {
-    linear_forward(ctx, x, S, *w.q_proj, q.data());
+    linear_forward(ctx, x, S, *w.q_proj, q, rows);
   } else {
     const int64_t rq = w.q_a_proj->weight.rows;
     std::vector<float> qa(S * rq);
-    linear_forward(ctx, x, S, *w.q_a_proj, qa.data());
+    linear_forward(ctx, x, S, *w.q_a_proj, qa.data(), rows);
     if (saved) saved->qa = qa;
-    kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, small_eps, qa.data());
+    kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, kSmallEps, qa.data());
     if (saved) saved->qa_normed = qa;
-    linear_forward(ctx, qa.data(), S, *w.q_b_proj, q.data());
+    linear_forward(ctx, qa.data(), S, *w.q_b_proj, q, rows);
   }
+  linear_forward(ctx, x, S, w.kv_a_proj_with_mqa, ckv, rows);
+}
 
-  // Latent and shared RoPE key, written straight into the cache: [n_kv, r + dr].
-  std::vector<float> ckv(S * width);
-  linear_forward(ctx, x, S, w.kv_a_proj_with_mqa, ckv.data());
-  cache.data.resize(n_kv * width);
-  float* cached = cache.data.data();
+void mla_append(const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w, const float* ckv, int64_t S,
+                float* q, LayerCache& cache) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
+  const int64_t dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr, p0 = cache.length;
+  cache.data.resize((p0 + S) * width);
   std::vector<float> cos(dr / 2), sin(dr / 2);
   for (int64_t i = 0; i < S; ++i) {
-    float* row = cached + (p0 + i) * width;
-    kernels::rmsnorm_forward(ckv.data() + i * width, w.kv_a_layernorm.data(), 1, r, small_eps, row);
-    std::copy(ckv.data() + i * width + r, ckv.data() + (i + 1) * width, row + r);
+    float* row = cache.data.data() + (p0 + i) * width;
+    kernels::rmsnorm_forward(ckv + i * width, w.kv_a_layernorm.data(), 1, r, kSmallEps, row);
+    std::copy(ckv + i * width + r, ckv + (i + 1) * width, row + r);
     rope_cos_sin(rope, p0 + i, cos.data(), sin.data());
     kernels::rope_interleaved(row + r, dr, cos.data(), sin.data());
-    for (int64_t h = 0; h < nh; ++h)
-      kernels::rope_interleaved(q.data() + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
+    for (int64_t h = 0; h < nh; ++h) kernels::rope_interleaved(q + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
   }
-  cache.length = n_kv;
+  cache.length = p0 + S;
+}
+
+void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* q, int64_t S,
+                        float* ql, kernels::Rows rows) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr;
+  for (int64_t h = 0; h < nh; ++h) {
+    const WeightRef w_uk = w.kv_b_proj.row_slice(h * (dn + dv), dn);  // [dn, r]
+    kernels::matmul_nn(ctx, q + h * dq, S, w_uk, ql + h * width, nh * dq, nh * width, rows);
+    for (int64_t i = 0; i < S; ++i) std::copy_n(q + (i * nh + h) * dq + dn, dr, ql + (i * nh + h) * width + r);
+  }
+}
+
+void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const float* ql, int64_t S,
+                          const LayerCache& cache, float* o_lat) {
+  const int64_t nh = cfg.num_attention_heads, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
+  const int64_t n_kv = cache.length, p0 = n_kv - S;
+  const float* cached = cache.data.data();
+  std::vector<float> scores(S * nh * n_kv);
+  kernels::sgemm(ctx, true, S * nh, n_kv, width, float(rope.softmax_scale), ql, width, cached, width, 0.0f,
+                 scores.data(), n_kv);
+  std::vector<int64_t> valid(S * nh);
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t h = 0; h < nh; ++h) valid[i * nh + h] = p0 + i + 1;
+  kernels::softmax_rows(scores.data(), S * nh, n_kv, n_kv, valid.data());
+  kernels::sgemm(ctx, false, S * nh, r, n_kv, 1.0f, scores.data(), n_kv, cached, width, 0.0f, o_lat, r);
+}
+
+void mla_expand_values(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* o_lat, int64_t S,
+                       float* o, kernels::Rows rows) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dv = cfg.v_head_dim, r = cfg.kv_lora_rank;
+  for (int64_t h = 0; h < nh; ++h) {
+    const WeightRef w_uv = w.kv_b_proj.row_slice(h * (dn + dv) + dn, dv);  // [dv, r]
+    kernels::matmul(ctx, o_lat + h * r, S, w_uv, o + h * dv, false, nh * r, nh * dv, rows);
+  }
+}
+
+namespace {
+
+// Naive form: per-head keys and values expanded from the cache; query i sees keys 0..p0+i.
+void naive_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
+                     const float* q, int64_t S, const LayerCache& cache, float* o, MlaSaved* saved) {
+  const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr, kvw = nh * (dn + dv);
+  const int64_t n_kv = cache.length, p0 = n_kv - S;
+  const float* cached = cache.data.data();
+  const float scale = float(rope.softmax_scale);
+  std::vector<float> kv(n_kv * kvw);  // [n_kv, nh, dn + dv]
+  kernels::matmul(ctx, cached, n_kv, w.kv_b_proj, kv.data(), false, width, kvw);
+  std::vector<float> scores(S * n_kv);
+  std::vector<int64_t> valid(S);
+  for (int64_t i = 0; i < S; ++i) valid[i] = p0 + i + 1;
+  if (saved) saved->probs.resize(nh * S * S);
+  for (int64_t h = 0; h < nh; ++h) {
+    kernels::sgemm(ctx, true, S, n_kv, dn, scale, q + h * dq, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f,
+                   scores.data(), n_kv);
+    kernels::sgemm(ctx, true, S, n_kv, dr, scale, q + h * dq + dn, nh * dq, cached + r, width, 1.0f, scores.data(),
+                   n_kv);
+    kernels::softmax_rows(scores.data(), S, n_kv, n_kv, valid.data());
+    if (saved) std::copy(scores.begin(), scores.end(), saved->probs.begin() + h * S * S);
+    kernels::sgemm(ctx, false, S, dv, n_kv, 1.0f, scores.data(), n_kv, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
+                   o + h * dv, nh * dv);
+  }
+  if (saved) saved->kv = std::move(kv);
+}
+
+}  // namespace
+
+void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
+                 const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out, MlaSaved* saved) {
+  const int64_t nh = cfg.num_attention_heads, dq = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
+  HOLDFAST_CHECK(!saved || (form == MlaForm::kNaive && cache.length == 0),
+                 "training records the naive form over a whole sequence (form {}, cache length {})", int(form),
+                 cache.length);
+  std::vector<float> q(S * nh * dq), ckv(S * width);  // queries [S, nh, dq]; latent | k_pe before norm and RoPE
+  mla_project(ctx, cfg, w, x, S, q.data(), ckv.data(), kernels::Rows::kAny, saved);
+  mla_append(cfg, rope, w, ckv.data(), S, q.data(), cache);
   if (saved) {
     saved->q = q;
     saved->ckv = ckv;
-    saved->latent.assign(cached, cached + S * width);
-    saved->probs.resize(nh * S * S);
+    saved->latent.assign(cache.data.begin(), cache.data.begin() + S * width);
   }
-
-  const float scale = float(rope.softmax_scale);
   std::vector<float> o(S * nh * dv);  // [S, nh·dv], head-major
-  // Query i sees keys 0..p0+i.
   if (form == MlaForm::kNaive) {
-    const int64_t kvw = nh * (dn + dv);
-    std::vector<float> kv(n_kv * kvw);  // [n_kv, nh, dn + dv]
-    kernels::matmul(ctx, cached, n_kv, w.kv_b_proj, kv.data(), false, width, kvw);
-    std::vector<float> scores(S * n_kv);
-    std::vector<int64_t> valid(S);
-    for (int64_t i = 0; i < S; ++i) valid[i] = p0 + i + 1;
-    for (int64_t h = 0; h < nh; ++h) {
-      kernels::sgemm(ctx, true, S, n_kv, dn, scale, q.data() + h * dq, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f,
-                     scores.data(), n_kv);
-      kernels::sgemm(ctx, true, S, n_kv, dr, scale, q.data() + h * dq + dn, nh * dq, cached + r, width, 1.0f,
-                     scores.data(), n_kv);
-      kernels::softmax_rows(scores.data(), S, n_kv, n_kv, valid.data());
-      if (saved) std::copy(scores.begin(), scores.end(), saved->probs.begin() + h * S * S);
-      kernels::sgemm(ctx, false, S, dv, n_kv, 1.0f, scores.data(), n_kv, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
-                     o.data() + h * dv, nh * dv);
-    }
-    if (saved) saved->kv = std::move(kv);
+    naive_attention(ctx, cfg, rope, w, q.data(), S, cache, o.data(), saved);
   } else {
-    // Absorbed: q_lat[i,h] = W_UK[h]ᵀ q_nope[i,h]; rows (i,h) of [S·nh, r + dr] are [q_lat | q_pe].
-    std::vector<float> ql(S * nh * width);
-    for (int64_t h = 0; h < nh; ++h) {
-      const WeightRef w_uk = w.kv_b_proj.row_slice(h * (dn + dv), dn);  // [dn, r]
-      kernels::matmul_nn(ctx, q.data() + h * dq, S, w_uk, ql.data() + h * width, nh * dq, nh * width);
-      for (int64_t i = 0; i < S; ++i)
-        std::copy_n(q.data() + (i * nh + h) * dq + dn, dr, ql.data() + (i * nh + h) * width + r);
-    }
-    std::vector<float> scores(S * nh * n_kv);
-    kernels::sgemm(ctx, true, S * nh, n_kv, width, scale, ql.data(), width, cached, width, 0.0f, scores.data(), n_kv);
-    std::vector<int64_t> valid(S * nh);
-    for (int64_t i = 0; i < S; ++i)
-      for (int64_t h = 0; h < nh; ++h) valid[i * nh + h] = p0 + i + 1;
-    kernels::softmax_rows(scores.data(), S * nh, n_kv, n_kv, valid.data());
-    std::vector<float> o_lat(S * nh * r);  // [S, nh, r]
-    kernels::sgemm(ctx, false, S * nh, r, n_kv, 1.0f, scores.data(), n_kv, cached, width, 0.0f, o_lat.data(), r);
-    for (int64_t h = 0; h < nh; ++h) {
-      const WeightRef w_uv = w.kv_b_proj.row_slice(h * (dn + dv) + dn, dv);  // [dv, r]
-      kernels::matmul(ctx, o_lat.data() + h * r, S, w_uv, o.data() + h * dv, false, nh * r, nh * dv);
-    }
+    std::vector<float> ql(S * nh * width), o_lat(S * nh * r);
+    mla_absorb_queries(ctx, cfg, w, q.data(), S, ql.data(), kernels::Rows::kAny);
+    mla_latent_attention(ctx, cfg, rope, ql.data(), S, cache, o_lat.data());
+    mla_expand_values(ctx, cfg, w, o_lat.data(), S, o.data(), kernels::Rows::kAny);
   }
   linear_forward(ctx, o.data(), S, w.o_proj, out);
   if (saved) saved->o = std::move(o);
+}
+
+void mla_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w, const float* x,
+                int64_t n, std::span<LayerCache* const> caches, float* out) {
+  const int64_t nh = cfg.num_attention_heads, dq = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim;
+  const int64_t dv = cfg.v_head_dim, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
+  constexpr auto kRows = kernels::Rows::kIndependent;
+  std::vector<float> q(n * nh * dq), ckv(n * width), ql(n * nh * width), o_lat(n * nh * r), o(n * nh * dv);
+  mla_project(ctx, cfg, w, x, n, q.data(), ckv.data(), kRows, nullptr);
+  for (int64_t i = 0; i < n; ++i) mla_append(cfg, rope, w, ckv.data() + i * width, 1, q.data() + i * nh * dq, *caches[i]);
+  mla_absorb_queries(ctx, cfg, w, q.data(), n, ql.data(), kRows);
+  for (int64_t i = 0; i < n; ++i)
+    mla_latent_attention(ctx, cfg, rope, ql.data() + i * nh * width, 1, *caches[i], o_lat.data() + i * nh * r);
+  mla_expand_values(ctx, cfg, w, o_lat.data(), n, o.data(), kRows);
+  linear_forward(ctx, o.data(), n, w.o_proj, out, kRows);
 }
 
 // mla_forward's naive path in reverse.
@@ -131,7 +182,7 @@ void mla_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rop
                   const MlaSaved& saved, int64_t S, const float* dout, float* dx, MlaGrads& grads) {
   const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
   const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr, kvw = nh * (dn + dv);
-  const float small_eps = 1e-6f;
+  const float small_eps = kSmallEps;
   const float scale = float(rope.softmax_scale);
 
   // out = o·Woᵀ (+b)

@@ -7,18 +7,18 @@
 namespace holdfast::model {
 
 void mlp_forward(Context& ctx, const MlpWeights& w, const float* x, int64_t T, float* y, bool accumulate,
-                 MlpSaved* saved) {
+                 MlpSaved* saved, kernels::Rows rows) {
   const int64_t I = w.gate_proj.rows;
   std::vector<float> gate(T * I), up(T * I);
-  kernels::matmul(ctx, x, T, w.gate_proj, gate.data());
-  kernels::matmul(ctx, x, T, w.up_proj, up.data());
+  kernels::matmul(ctx, x, T, w.gate_proj, gate.data(), false, 0, 0, rows);
+  kernels::matmul(ctx, x, T, w.up_proj, up.data(), false, 0, 0, rows);
   if (saved) {
     saved->x.assign(x, x + T * w.gate_proj.cols);
     saved->gate = gate;
     saved->up = up;
   }
   kernels::silu_mul(gate.data(), up.data(), T * I, gate.data());
-  kernels::matmul(ctx, gate.data(), T, w.down_proj, y, accumulate);
+  kernels::matmul(ctx, gate.data(), T, w.down_proj, y, accumulate, 0, 0, rows);
   if (saved) saved->act = std::move(gate);
 }
 
@@ -33,10 +33,10 @@ void mlp_backward(Context& ctx, const MlpWeights& w, const MlpSaved& saved, int6
 }
 
 void moe_forward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, const float* x, int64_t T, float* y,
-                 MoeSaved* saved) {
+                 MoeSaved* saved, kernels::Rows rows) {
   const int64_t H = cfg.hidden_size, E = cfg.n_routed_experts;
   std::vector<float> logits(T * E);
-  kernels::matmul(ctx, x, T, w.gate, logits.data());
+  kernels::matmul(ctx, x, T, w.gate, logits.data(), false, 0, 0, rows);
   const Routing routing = route_tokens(cfg, logits.data(), T, w.e_score_correction_bias);
 
   // Group (token, slot) pairs by expert and run each expert once on its tokens; accumulate in fp32.
@@ -56,13 +56,13 @@ void moe_forward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, c
     xe.resize(n * H);
     ye.resize(n * H);
     for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / routing.k) * H, H, xe.data() + j * H);
-    mlp_forward(ctx, w.experts[e], xe.data(), n, ye.data(), false, saved ? &saved->experts[e] : nullptr);
+    mlp_forward(ctx, w.experts[e], xe.data(), n, ye.data(), false, saved ? &saved->experts[e] : nullptr, rows);
     for (int64_t j = 0; j < n; ++j)
       kernels::axpy(H, routing.weight[s[j]], ye.data() + j * H, y + (s[j] / routing.k) * H);
     if (saved) saved->expert_out[e] = ye;
   }
   if (w.shared_experts)
-    mlp_forward(ctx, *w.shared_experts, x, T, y, /*accumulate=*/true, saved ? &saved->shared : nullptr);
+    mlp_forward(ctx, *w.shared_experts, x, T, y, /*accumulate=*/true, saved ? &saved->shared : nullptr, rows);
   if (saved) {
     saved->routing = routing;
     saved->slots = std::move(slots);

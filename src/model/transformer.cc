@@ -15,21 +15,43 @@ void embed_tokens_backward(std::span<const int32_t> tokens, const float* dout, i
   for (size_t i = 0; i < tokens.size(); ++i) kernels::axpy(H, 1.0f, dout + i * H, dtable + int64_t(tokens[i]) * H);
 }
 
+namespace {
+
+// h [S, H] += FFN(RMSNorm(h; post_attention_layernorm)): the per-token half of a layer, shared by the
+// single-sequence forward and the decode batch.
+void ffn_residual(Context& ctx, const DeepSeekConfig& cfg, const LayerWeights& w, float* h, int64_t S,
+                  kernels::Rows rows, LayerSaved* saved) {
+  const int64_t H = cfg.hidden_size;
+  std::vector<float> normed(S * H), delta(S * H);
+  if (saved) saved->h_mid.assign(h, h + S * H);
+  kernels::rmsnorm_forward(h, w.post_attention_layernorm.data(), S, H, float(cfg.rms_norm_eps), normed.data());
+  if (w.moe) moe_forward(ctx, cfg, *w.moe, normed.data(), S, delta.data(), saved ? &saved->moe : nullptr, rows);
+  else mlp_forward(ctx, *w.mlp, normed.data(), S, delta.data(), false, saved ? &saved->mlp : nullptr, rows);
+  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
+}
+
+}  // namespace
+
 void decoder_layer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
                            float* h, int64_t S, LayerCache& cache, MlaForm form, LayerSaved* saved) {
   const int64_t H = cfg.hidden_size;
-  const float eps = float(cfg.rms_norm_eps);
   std::vector<float> normed(S * H), delta(S * H);
   if (saved) saved->h_in.assign(h, h + S * H);
-  kernels::rmsnorm_forward(h, w.input_layernorm.data(), S, H, eps, normed.data());
+  kernels::rmsnorm_forward(h, w.input_layernorm.data(), S, H, float(cfg.rms_norm_eps), normed.data());
   mla_forward(ctx, cfg, rope, w.self_attn, normed.data(), S, cache, form, delta.data(),
               saved ? &saved->attn : nullptr);
   for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
-  if (saved) saved->h_mid.assign(h, h + S * H);
-  kernels::rmsnorm_forward(h, w.post_attention_layernorm.data(), S, H, eps, normed.data());
-  if (w.moe) moe_forward(ctx, cfg, *w.moe, normed.data(), S, delta.data(), saved ? &saved->moe : nullptr);
-  else mlp_forward(ctx, *w.mlp, normed.data(), S, delta.data(), false, saved ? &saved->mlp : nullptr);
-  for (int64_t i = 0; i < S * H; ++i) h[i] += delta[i];
+  ffn_residual(ctx, cfg, w, h, S, kernels::Rows::kAny, saved);
+}
+
+void decoder_layer_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                          float* h, int64_t n, std::span<LayerCache* const> caches) {
+  const int64_t H = cfg.hidden_size;
+  std::vector<float> normed(n * H), delta(n * H);
+  kernels::rmsnorm_forward(h, w.input_layernorm.data(), n, H, float(cfg.rms_norm_eps), normed.data());
+  mla_decode(ctx, cfg, rope, w.self_attn, normed.data(), n, caches, delta.data());
+  for (int64_t i = 0; i < n * H; ++i) h[i] += delta[i];
+  ffn_residual(ctx, cfg, w, h, n, kernels::Rows::kIndependent, nullptr);
 }
 
 void decoder_layer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
@@ -64,6 +86,20 @@ void transformer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopePara
                           saved ? &saved->layers[l] : nullptr);
   kernels::rmsnorm_forward(h.data(), w.norm.data(), S, H, float(cfg.rms_norm_eps), normed);
   if (saved) saved->h_final = std::move(h);
+}
+
+void transformer_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                        std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* normed) {
+  const int64_t n = int64_t(tokens.size()), H = cfg.hidden_size;
+  HOLDFAST_CHECK(int64_t(caches.size()) == n, "decode batch of {} tokens with {} caches", n, caches.size());
+  std::vector<float> h(n * H);
+  embed_tokens(w.embed_tokens, tokens, h.data());
+  std::vector<LayerCache*> layer(n);
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    for (int64_t i = 0; i < n; ++i) layer[i] = &caches[i]->layers[l];
+    decoder_layer_decode(ctx, cfg, rope, w.layers[l], h.data(), n, layer);
+  }
+  kernels::rmsnorm_forward(h.data(), w.norm.data(), n, H, float(cfg.rms_norm_eps), normed);
 }
 
 // transformer_forward in reverse.
@@ -156,6 +192,20 @@ void Model::forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cach
   if (!logits) return;
   if (all_logits) kernels::matmul(ctx, normed.data(), S, weights_.lm_head, logits);
   else kernels::matmul(ctx, normed.data() + (S - 1) * H, 1, weights_.lm_head, logits);
+}
+
+void Model::decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches,
+                   float* logits) const {
+  const int64_t n = int64_t(tokens.size()), H = cfg_.hidden_size;
+  HOLDFAST_CHECK(int64_t(caches.size()) == n, "decode batch of {} tokens with {} caches", n, caches.size());
+  check_tokens(tokens);
+  if (n == 0) return;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < i; ++j)
+      HOLDFAST_CHECK(caches[i] != caches[j], "decode batch rows {} and {} share one KV cache", j, i);
+  std::vector<float> normed(n * H);
+  transformer_decode(ctx, cfg_, rope_, weights_, tokens, caches, normed.data());
+  kernels::matmul(ctx, normed.data(), n, weights_.lm_head, logits, false, 0, 0, kernels::Rows::kIndependent);
 }
 
 void Model::mtp_forward(Context& ctx, int64_t m, std::span<const int32_t> tokens, const float* hin, KVCache& cache,

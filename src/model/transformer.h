@@ -1,6 +1,7 @@
 // The DeepSeek V2/V3 causal LM (MODEL-SPEC §3.1): embedding, decoder layers (MLA + dense MLP or MoE),
 // final norm and head, plus the MTP modules (§4). One sequence per call; the latent KV cache carries
-// positions across calls, so prefill and decode are the same function. The free functions below are
+// positions across calls, so prefill and decode are the same function; decode() batches one token of
+// each of many sequences. The free functions below are
 // the model's forward over any bound ModelWeights (a checkpoint, or train::ParamStore) and, next to
 // each, its backward; Model wraps them for inference, train/ calls them with Saved structs.
 #pragma once
@@ -37,6 +38,12 @@ class Model {
   void forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* logits,
                bool all_logits, float* hidden_out = nullptr) const;
 
+  // One decode step for n sequences at once: tokens[i] is the next token of the sequence whose cache is
+  // caches[i] (distinct caches, any lengths); appends it there and writes logits [n, V]. Every
+  // weight-bound part runs over the n rows together (each weight read once per step), attention per
+  // sequence (absorbed form); row i is bit-identical to forward() of tokens[i] alone on caches[i].
+  void decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits) const;
+
   // MTP module m (1-based) over positions 0..S-1-m (§4): hin is h^{m-1} [S-m+1 rows used: S-m],
   // tokens t_0..t_{S-1}; writes h^m [S-m, H] to hidden_out (optional) and logits [S-m, V].
   void mtp_forward(Context& ctx, int64_t m, std::span<const int32_t> tokens, const float* hin, KVCache& cache,
@@ -62,6 +69,9 @@ void embed_tokens_backward(std::span<const int32_t> tokens, const float* dout, i
 // One decoder layer on h [S, H] in place: h += MLA(RMSNorm(h)); h += FFN(RMSNorm(h)).
 void decoder_layer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
                            float* h, int64_t S, LayerCache& cache, MlaForm form, LayerSaved* saved = nullptr);
+// The same layer for a decode batch: row i of h [n, H] is one token of the sequence of caches[i].
+void decoder_layer_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
+                          float* h, int64_t n, std::span<LayerCache* const> caches);
 // dh: [S, H] dL/d(layer output) on entry, dL/d(layer input) on exit.
 void decoder_layer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const LayerWeights& w,
                             const LayerSaved& saved, float* dh, int64_t S, LayerGrads& grads);
@@ -71,6 +81,9 @@ void decoder_layer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeP
 void transformer_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
                          std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* normed,
                          TransformerSaved* saved = nullptr);
+// Embedding, decoder layers and model.norm for a decode batch: one token per sequence; normed [n, H].
+void transformer_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
+                        std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* normed);
 // dnormed: [S, H] dL/d(normed); accumulates into grads (embedding, layers, model.norm).
 void transformer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const ModelWeights& w,
                           const TransformerSaved& saved, const float* dnormed, ModelGrads& grads);

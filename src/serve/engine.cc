@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include "core/dtype.h"
@@ -40,10 +41,17 @@ double active_weight_bytes(const model::Model& m) {
 
 }  // namespace
 
+double Engine::decode_step_weight_bytes(int64_t n) const {
+  if (n_routed == 0) return decode_weight_bytes;
+  const double touched = double(n_routed) * (1.0 - std::pow(1.0 - double(top_k) / double(n_routed), double(n)));
+  return decode_weight_bytes + (touched - double(top_k)) * routed_expert_bytes;
+}
+
 bool Engine::is_stop(int32_t id) const { return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end(); }
 
-std::unique_ptr<Engine> Engine::load(const std::string& dir, const std::string& model_id) {
-  const std::string tok_path = dir + "/tokenizer.json";
+std::unique_ptr<Engine> Engine::load(const std::string& dir, const std::string& model_id,
+                                     const std::string& tokenizer_path) {
+  const std::string tok_path = tokenizer_path.empty() ? dir + "/tokenizer.json" : tokenizer_path;
   if (!std::filesystem::exists(tok_path))
     throw ConfigError(tok_path + " is missing: the server needs the model's tokenizer.json");
   auto e = std::make_unique<Engine>(Engine{
@@ -56,6 +64,12 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const std::string& 
   if (auto eos = e->tok.eos_id(); eos && !e->is_stop(*eos)) e->stop_ids.push_back(*eos);
   e->kv_bytes_per_token = cfg.num_hidden_layers * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * int64_t(sizeof(float));
   e->decode_weight_bytes = active_weight_bytes(*e->model);
+  for (const auto& l : e->model->weights().layers)
+    if (l.moe && !l.moe->experts.empty()) e->routed_expert_bytes += mlp_bytes(l.moe->experts[0]);
+  if (e->routed_expert_bytes > 0) {
+    e->n_routed = cfg.n_routed_experts;
+    e->top_k = cfg.num_experts_per_tok;
+  }
   e->created = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch()).count();
   return e;

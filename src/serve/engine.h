@@ -14,9 +14,10 @@
 namespace holdfast::serve {
 
 struct Engine {
-  // Loads DIR/config.json, the safetensors and DIR/tokenizer.json; the chat style is R1 when
-  // DIR/tokenizer_config.json's chat_template contains "<think>". Throws holdfast::Error subtypes.
-  static std::unique_ptr<Engine> load(const std::string& dir, const std::string& model_id);
+  // Loads DIR/config.json, the safetensors and DIR/tokenizer.json (or `tokenizer_path`); the chat style
+  // is R1 when DIR/tokenizer_config.json's chat_template contains "<think>". Throws holdfast::Error subtypes.
+  static std::unique_ptr<Engine> load(const std::string& dir, const std::string& model_id,
+                                      const std::string& tokenizer_path = {});
 
   std::string model_id;
   std::unique_ptr<model::Model> model;
@@ -27,9 +28,14 @@ struct Engine {
   std::vector<int32_t> stop_ids;    // EOS ids of config.json and the tokenizer
   int64_t kv_bytes_per_token = 0;   // latent rows of the main layers, F32
   double decode_weight_bytes = 0;   // weights one decode token reads (routed experts: top-k of n)
+  double routed_expert_bytes = 0;   // one routed expert's weights, summed over the MoE layers
+  int64_t n_routed = 0, top_k = 0;  // routed experts per MoE layer, chosen per token
   int64_t created = 0;              // unix time of loading, for /v1/models
 
   bool is_stop(int32_t id) const;
+  // Weights one batched decode step of n sequences reads: everything but the routed experts once,
+  // plus the experts the n tokens are expected to touch (E·(1 − (1 − k/E)^n) per layer, uniform routing).
+  double decode_step_weight_bytes(int64_t n) const;
 };
 
 }  // namespace holdfast::serve

@@ -213,11 +213,7 @@ void Scheduler::step() {
     }
     if (budget <= 0) break;
   }
-  // One decode token for every sequence that was already decoding.
-  for (size_t i = 0; i < running_.size(); ++i) {
-    Sequence& s = *running_[i];
-    if (!s.finished && s.prefilled && s.cached() < int64_t(s.tokens.size())) decode(s, logits);
-  }
+  decode_step();
   std::erase_if(running_, [](const auto& s) { return s->finished; });
   n_running_ = int64_t(running_.size());
   prefix_entries_ = prefix_.entries();
@@ -237,18 +233,35 @@ void Scheduler::prefill_chunk(Sequence& s, int64_t len, std::vector<float>& logi
   emit_token(s, logits);
 }
 
-void Scheduler::decode(Sequence& s, std::vector<float>& logits) {
-  if (!grow(s, s.cached() + 1)) {
-    if (!s.finished) finish(s, "length", s.stop.push(s.utf8.flush()) + s.stop.flush());
-    return;
+bool Scheduler::decoding(const Sequence& s) { return !s.finished && s.prefilled && s.cached() < int64_t(s.tokens.size()); }
+
+void Scheduler::decode_step() {
+  // Reserve the next token's KV block for every decoding sequence first (this may preempt some)...
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    if (decoding(s) && !grow(s, s.cached() + 1) && !s.finished)
+      finish(s, "length", s.stop.push(s.utf8.flush()) + s.stop.flush());
   }
-  if (s.finished || !s.prefilled) return;  // preempted while making room
+  // ...then one token for each that remains, in one batched forward: the weights are read once per
+  // step for the whole batch, and each row's logits are the ones it would get alone.
+  std::vector<Sequence*> batch;
+  std::vector<int32_t> tokens;
+  std::vector<model::KVCache*> caches;
+  for (auto& sp : running_)
+    if (decoding(*sp)) {
+      batch.push_back(sp.get());
+      tokens.push_back(sp->tokens.back());
+      caches.push_back(&sp->cache);
+    }
+  if (batch.empty()) return;
+  const int64_t n = int64_t(batch.size()), V = engine_.model->config().vocab_size;
+  logits_.resize(n * V);
   const auto t0 = Clock::now();
-  const int32_t one[1] = {s.tokens.back()};
-  engine_.model->forward(ctx_, one, s.cache, model::MlaForm::kAbsorb, logits.data(), false);
-  metrics_.add_decode(engine_.decode_weight_bytes + double(s.cached()) * double(engine_.kv_bytes_per_token),
-                      seconds(Clock::now() - t0));
-  emit_token(s, logits);
+  engine_.model->decode(ctx_, tokens, caches, logits_.data());
+  double bytes = engine_.decode_step_weight_bytes(n);
+  for (const Sequence* s : batch) bytes += double(s->cached()) * double(engine_.kv_bytes_per_token);
+  metrics_.add_decode(bytes, seconds(Clock::now() - t0));
+  for (int64_t i = 0; i < n; ++i) emit_token(*batch[i], std::span<const float>(logits_).subspan(i * V, V));
 }
 
 bool Scheduler::grow(Sequence& s, int64_t tokens) {
@@ -287,10 +300,10 @@ void Scheduler::preempt(Sequence& v) {
     }
 }
 
-void Scheduler::emit_token(Sequence& s, const std::vector<float>& logits) {
+void Scheduler::emit_token(Sequence& s, std::span<const float> logits) {
   TokenLogprob lp;
   const int32_t id =
-      s.sampler.sample(std::span(logits).first(engine_.n_sampled), s.want_logprobs ? &lp : nullptr);
+      s.sampler.sample(logits.first(engine_.n_sampled), s.want_logprobs ? &lp : nullptr);
   s.sampler.accept(id);
   s.tokens.push_back(id);
   s.handle->completion_tokens += 1;

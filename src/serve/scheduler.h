@@ -1,7 +1,8 @@
-// Continuous batching over the per-sequence model API. One engine thread loops over steps; each step
-// admits waiting sequences while the batch and the KV budget allow, prefills admitted prompts in
-// fixed chunks (at most max_step_tokens prompt tokens per step, so a long prompt never stalls running
-// streams for more than a chunk or two), and decodes one token for every running sequence. Chunk
+// Continuous batching over the model API. One engine thread loops over steps; each step admits waiting
+// sequences while the batch and the KV budget allow, prefills admitted prompts in fixed chunks (at
+// most max_step_tokens prompt tokens per step, so a long prompt never stalls running streams for more
+// than a chunk or two), and decodes one token for every running sequence in one batched forward
+// (Model::decode: the weights are read once per step, whose rows equal each sequence alone). Chunk
 // boundaries depend only on the prompt, never on the load, so a greedy request produces the same tokens
 // alone or in a busy batch. HTTP threads submit requests and read their events through RequestHandle.
 #pragma once
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,8 +99,9 @@ class Scheduler {
   void admit();
   void step();
   void prefill_chunk(Sequence& s, int64_t len, std::vector<float>& logits);
-  void decode(Sequence& s, std::vector<float>& logits);
-  void emit_token(Sequence& s, const std::vector<float>& logits);
+  static bool decoding(const Sequence& s);
+  void decode_step();
+  void emit_token(Sequence& s, std::span<const float> logits);
   bool grow(Sequence& s, int64_t tokens);
   void preempt(Sequence& victim);
   void finish(Sequence& s, const std::string& reason, std::string text = {});
@@ -118,7 +121,7 @@ class Scheduler {
   std::atomic<int64_t> prefix_hits_{0}, prefix_queries_{0}, prefix_entries_{0};
 
   std::vector<std::shared_ptr<Sequence>> running_;  // engine thread only
-  std::vector<float> logits_;                        // [vocab_size], engine thread only
+  std::vector<float> logits_;                        // [decode batch, vocab_size], engine thread only
   std::thread thread_;
 };
 

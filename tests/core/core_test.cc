@@ -27,6 +27,29 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
   }
 }
 
+// Thousands of back-to-back calls (workers that wake late must never run a finished call's chunks):
+// every index once, the fixed contiguous split, and no two chunks running at once with one thread_idx.
+TEST(ThreadPool, ClaimedChunksAreExactAcrossManyCalls) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> busy(threads);
+    for (int call = 0; call < 3000; ++call) {
+      const size_t n = 1 + size_t(call % 17);
+      const size_t size = (n + 4 * threads - 1) / (4 * threads);
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<bool> ok{true};
+      pool.parallel_for(n, [&](size_t a, size_t b, int tid) {
+        if (tid < 0 || tid >= threads || busy[tid].exchange(1) != 0) ok = false;
+        if (a % size != 0 || b != std::min(n, a + size)) ok = false;
+        for (size_t i = a; i < b; ++i) hits[i]++;
+        busy[tid] = 0;
+      });
+      ASSERT_TRUE(ok.load()) << "threads " << threads << ", call " << call;
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << ", call " << call;
+    }
+  }
+}
+
 TEST(DType, Bf16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3F80);
   EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3F808000)), 0x3F80);  // tie -> even

@@ -1,9 +1,10 @@
-// kernels::matmul / matmul_nn / matvec against a double-precision scalar reference, for every weight
+// kernels::matmul / matmul_nn (any rows and row-independent) against a double-precision scalar reference, for every weight
 // dtype, odd sizes, strides, accumulation, FP8 row slices, and every Highway target this CPU runs.
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/rng.h"
@@ -101,7 +102,7 @@ TEST(Matmul, AllDtypesShapesAndTargets) {
     SCOPED_TRACE(hwy::TargetName(target));
     Rng rng{static_cast<uint64_t>(target)};
     for (DType dt : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3})
-      for (int64_t n : {1, 2, 3, 17})
+      for (int64_t n : {1, 2, 3, 17, 30})
         for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {7, 13}, {33, 64}, {130, 257}, {300, 96}})
           for (bool acc : {false, true}) check_matmul(dt, n, rows, cols, acc, ctx, rng);
   }
@@ -139,6 +140,70 @@ TEST(Matmul, NoTransposeForm) {
         ASSERT_NEAR(y[t * 40 + c], ref, 1e-4);
       }
   }
+}
+
+// Rows::kIndependent: every row of an n-row product has the bits of the one-row product, for every
+// dtype, shapes that hit the full tiles, the remainders and the scalar tails, strides, accumulation,
+// both the serial and the threaded split, and every Highway target; and the values are right.
+TEST(Matmul, RowIndependentProductsMatchOneRowBitForBit) {
+  Context ctx(2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    Rng rng{static_cast<uint64_t>(target) + 1};
+    for (DType dt : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3})
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{7, 13}, {37, 100}, {300, 257}})
+        for (int64_t n : {3, 9, 64})
+          for (bool acc : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n=" << n << " rows=" << rows << " cols=" << cols
+                                              << " acc=" << acc);
+            TestWeight w = make_weight(dt, rows, cols, rng);
+            const int64_t ldx = cols + 1, ldy = rows + 2;
+            std::vector<float> x(n * ldx), y0(n * ldy);
+            for (auto& v : x) v = float(rng.normal());
+            for (auto& v : y0) v = float(rng.normal());
+            std::vector<float> y = y0, one(rows);
+            matmul(ctx, x.data(), n, w.ref(), y.data(), acc, ldx, ldy, Rows::kIndependent);
+            for (int64_t t = 0; t < n; ++t) {
+              std::copy_n(y0.begin() + t * ldy, rows, one.begin());
+              matmul(ctx, x.data() + t * ldx, 1, w.ref(), one.data(), acc);
+              for (int64_t r = 0; r < rows; ++r) {
+                ASSERT_EQ(std::memcmp(&y[t * ldy + r], &one[r], sizeof(float)), 0)
+                    << "row " << t << ", output " << r << ": " << y[t * ldy + r] << " vs " << one[r];
+                double ref = acc ? y0[t * ldy + r] : 0, mag = std::fabs(ref);
+                for (int64_t c = 0; c < cols; ++c) {
+                  ref += double(x[t * ldx + c]) * w.value[r * cols + c];
+                  mag += std::fabs(double(x[t * ldx + c]) * w.value[r * cols + c]);
+                }
+                ASSERT_NEAR(y[t * ldy + r], ref, kRelTol * mag + 1e-30) << "row " << t << ", output " << r;
+              }
+            }
+          }
+    // No-transpose form: x [n, k] · W [k, c].
+    for (DType dt : {DType::kF32, DType::kBF16})
+      for (auto [k, c] : {std::pair<int64_t, int64_t>{24, 40}, {64, 256}, {33, 300}})
+        for (int64_t n : {3, 9, 64}) {
+          SCOPED_TRACE(::testing::Message() << "nn " << dtype_name(dt) << " n=" << n << " k=" << k << " c=" << c);
+          TestWeight w = make_weight(dt, k, c, rng);
+          const int64_t ldx = k + 3, ldy = c + 1;
+          std::vector<float> x(n * ldx), y(n * ldy), one(c);
+          for (auto& v : x) v = float(rng.normal());
+          matmul_nn(ctx, x.data(), n, w.ref(), y.data(), ldx, ldy, Rows::kIndependent);
+          for (int64_t t = 0; t < n; ++t) {
+            matmul_nn(ctx, x.data() + t * ldx, 1, w.ref(), one.data());
+            for (int64_t j = 0; j < c; ++j) {
+              ASSERT_EQ(std::memcmp(&y[t * ldy + j], &one[j], sizeof(float)), 0) << "row " << t << ", column " << j;
+              double ref = 0, mag = 0;
+              for (int64_t i = 0; i < k; ++i) {
+                ref += double(x[t * ldx + i]) * w.value[i * c + j];
+                mag += std::fabs(double(x[t * ldx + i]) * w.value[i * c + j]);
+              }
+              ASSERT_NEAR(y[t * ldy + j], ref, kRelTol * mag + 1e-30) << "row " << t << ", column " << j;
+            }
+          }
+        }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Ops, RmsnormSoftmaxSiluRope) {

@@ -1,4 +1,4 @@
-// Runtime-dispatched matrix-vector kernels (Highway): the decode path reads each weight once.
+// Runtime-dispatched row-independent products (Highway): decode reads each weight once per step.
 #include "kernels/cpu/matvec.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -11,18 +11,35 @@
 #if HWY_ONCE
 namespace holdfast::kernels {
 
-HWY_EXPORT(MatvecF32);
-HWY_EXPORT(MatvecBF16);
-HWY_EXPORT(MatvecF16);
+HWY_EXPORT(MatmulRowsF32);
+HWY_EXPORT(MatmulRowsBF16);
+HWY_EXPORT(MatmulRowsF16);
+HWY_EXPORT(MatmulNnRowsF32);
 HWY_EXPORT(DotF32);
+HWY_EXPORT(ToF32BF16);
+HWY_EXPORT(ToF32F16);
+HWY_EXPORT(RowwiseMaxRows);
 
-void matvec_rows(DType dtype, const void* w, int64_t cols, const float* x, int64_t r0, int64_t r1, float* y) {
+void matmul_rows_block(DType dtype, const void* w, int64_t rows, int64_t cols, const float* x, int64_t n,
+                       int64_t ldx, float* y, int64_t ldy, bool accumulate) {
   switch (dtype) {
-    case DType::kF32: return HWY_DYNAMIC_DISPATCH(MatvecF32)(w, cols, x, r0, r1, y);
-    case DType::kBF16: return HWY_DYNAMIC_DISPATCH(MatvecBF16)(w, cols, x, r0, r1, y);
-    case DType::kF16: return HWY_DYNAMIC_DISPATCH(MatvecF16)(w, cols, x, r0, r1, y);
+    case DType::kF32: return HWY_DYNAMIC_DISPATCH(MatmulRowsF32)(w, rows, cols, x, n, ldx, y, ldy, accumulate);
+    case DType::kBF16: return HWY_DYNAMIC_DISPATCH(MatmulRowsBF16)(w, rows, cols, x, n, ldx, y, ldy, accumulate);
+    case DType::kF16: return HWY_DYNAMIC_DISPATCH(MatmulRowsF16)(w, rows, cols, x, n, ldx, y, ldy, accumulate);
     default: break;
   }
+}
+
+void matmul_nn_rows_block(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, int64_t c1, const float* x,
+                          int64_t n, int64_t ldx, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(MatmulNnRowsF32)(w, k_rows, ld_w, c0, c1, x, n, ldx, y, ldy);
+}
+
+int64_t rowwise_max_rows(DType dtype) { return HWY_DYNAMIC_DISPATCH(RowwiseMaxRows)(dtype == DType::kF32); }
+
+void half_to_f32(DType dtype, const void* w, int64_t n, float* out) {
+  if (dtype == DType::kBF16) HWY_DYNAMIC_DISPATCH(ToF32BF16)(w, n, out);
+  else HWY_DYNAMIC_DISPATCH(ToF32F16)(w, n, out);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(a, b, n); }

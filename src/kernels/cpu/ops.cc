@@ -17,7 +17,8 @@ namespace holdfast::kernels {
 namespace {
 
 constexpr int64_t kFp8Block = 128;
-// Below this many activation rows a product is bandwidth-bound: stream the weights once per row.
+// Up to this many activation rows a product is bandwidth-bound and always takes the row-independent
+// kernels, which stream the weights once for all rows (matmul_nn; matmul asks rowwise_max_rows).
 constexpr int64_t kMatvecMaxRows = 2;
 // Q8 / Q4: up to this many rows use the integer kernels (weights read once per 4 rows); more rows
 // dequantize panels for the GEMM.
@@ -77,16 +78,10 @@ void weight_row_to_f32(const WeightRef& w, int64_t row, float* out) {
       std::copy(p, p + n, out);
       return;
     }
-    case DType::kBF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(p[i]);
+    case DType::kBF16:
+    case DType::kF16:
+      half_to_f32(w.dtype, static_cast<const uint16_t*>(w.data) + row * n, n, out);
       return;
-    }
-    case DType::kF16: {
-      const uint16_t* p = static_cast<const uint16_t*>(w.data) + row * n;
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
-      return;
-    }
     case DType::kF8E4M3: {
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + row * n;
       const float* scales = w.scale_inv + ((w.row0 + row) / kFp8Block) * w.scale_cols;
@@ -102,6 +97,10 @@ void weight_row_to_f32(const WeightRef& w, int64_t row, float* out) {
 }
 
 void weight_rows_to_f32(const WeightRef& w, int64_t begin, int64_t count, float* out) {
+  if (w.dtype == DType::kBF16 || w.dtype == DType::kF16) {  // rows are contiguous: one conversion
+    half_to_f32(w.dtype, static_cast<const uint16_t*>(w.data) + begin * w.cols, count * w.cols, out);
+    return;
+  }
   for (int64_t r = 0; r < count; ++r) weight_row_to_f32(w, begin + r, out + r * w.cols);
 }
 
@@ -146,41 +145,59 @@ void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const 
   });
 }
 
+namespace {
+
+// Below this many multiply-adds a row-independent product runs on the calling thread.
+constexpr double kParallelRowsMinWork = 1 << 16;
+// Weight rows per task of a row-independent product (a multiple of the kernel's 4-row tile).
+constexpr int64_t kRowsBlock = 16;
+
+void matmul_rowwise(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate,
+                    int64_t ldx, int64_t ldy) {
+  const bool fp8 = w.dtype == DType::kF8E4M3;
+  if (!fp8 && w.dtype != DType::kF32 && w.dtype != DType::kBF16 && w.dtype != DType::kF16)
+    throw Error(fmt::format("weights of dtype {} are not supported by matmul", dtype_name(w.dtype)));
+  const int64_t n_blocks = (w.rows + kRowsBlock - 1) / kRowsBlock;
+  const int64_t row_bytes = w.cols * int64_t(dtype_size(w.dtype));
+  auto run = [&](size_t b0, size_t b1) {
+    const int64_t r0 = int64_t(b0) * kRowsBlock, r1 = std::min(int64_t(b1) * kRowsBlock, w.rows);
+    if (!fp8) {
+      matmul_rows_block(w.dtype, static_cast<const uint8_t*>(w.data) + r0 * row_bytes, r1 - r0, w.cols, x, n, ldx,
+                        y + r0, ldy, accumulate);
+      return;
+    }
+    std::vector<float> buf(kRowsBlock * w.cols);  // FP8: dequantize a block of rows, then the F32 kernel
+    for (int64_t r = r0; r < r1; r += kRowsBlock) {
+      const int64_t count = std::min(kRowsBlock, r1 - r);
+      weight_rows_to_f32(w, r, count, buf.data());
+      matmul_rows_block(DType::kF32, buf.data(), count, w.cols, x, n, ldx, y + r, ldy, accumulate);
+    }
+  };
+  if (ctx.n_threads <= 1 || double(n) * w.rows * w.cols < kParallelRowsMinWork) run(0, size_t(n_blocks));
+  else ctx.pool.parallel_for(size_t(n_blocks), [&](size_t b0, size_t b1, int) { run(b0, b1); });
+}
+
+}  // namespace
+
 void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate, int64_t ldx,
-            int64_t ldy) {
+            int64_t ldy, Rows rows) {
   if (!ldx) ldx = w.cols;
   if (!ldy) ldy = w.rows;
   if (n == 0 || w.rows == 0) return;
-  const float beta = accumulate ? 1.0f : 0.0f;
-  if (is_block_quantized(w.dtype) && n <= kQuantMaxRows) {
+  // Q8 / Q4: the integer kernels compute each row on its own (exact integer dots, per-row scales), so they
+  // also serve Rows::kIndependent at any n.
+  if (is_block_quantized(w.dtype) && (n <= kQuantMaxRows || rows == Rows::kIndependent)) {
     quant_matmul(ctx, x, n, w, y, accumulate, ldx, ldy);
     return;
   }
-  if (w.dtype == DType::kF32 && n > kMatvecMaxRows) {
-    sgemm(ctx, true, n, w.rows, w.cols, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, beta, y, ldy);
+  if (!is_block_quantized(w.dtype) &&
+      (rows == Rows::kIndependent || n <= kMatvecMaxRows || n <= rowwise_max_rows(w.dtype))) {
+    matmul_rowwise(ctx, x, n, w, y, accumulate, ldx, ldy);
     return;
   }
-  if (n <= kMatvecMaxRows) {
-    std::vector<float> tmp(accumulate ? w.rows : 0);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * ldx;
-      float* yt = accumulate ? tmp.data() : y + t * ldy;
-      if (w.dtype == DType::kF8E4M3) {
-        std::vector<std::vector<float>> bufs(ctx.n_threads, std::vector<float>(w.cols));
-        ctx.pool.parallel_for(w.rows, [&](size_t r0, size_t r1, int tid) {
-          for (size_t r = r0; r < r1; ++r) {
-            weight_row_to_f32(w, r, bufs[tid].data());
-            yt[r] = dot_f32(bufs[tid].data(), xt, w.cols);
-          }
-        });
-      } else {
-        ctx.pool.parallel_for(w.rows, [&](size_t r0, size_t r1, int) {
-          matvec_rows(w.dtype, w.data, w.cols, xt, r0, r1, yt);
-        });
-      }
-      if (accumulate)
-        for (int64_t r = 0; r < w.rows; ++r) y[t * ldy + r] += tmp[r];
-    }
+  const float beta = accumulate ? 1.0f : 0.0f;
+  if (w.dtype == DType::kF32) {
+    sgemm(ctx, true, n, w.rows, w.cols, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, beta, y, ldy);
     return;
   }
   // Convert a block of weight rows at a time and run a GEMM on it.
@@ -215,16 +232,30 @@ void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w
   if (dw) sgemm_tn(ctx, w.rows, w.cols, n, 1.0f, dy, lddy, x, ldx, 1.0f, dw, w.cols);
 }
 
-void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy) {
+void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy,
+               Rows rows) {
   if (!ldx) ldx = w.rows;
   if (!ldy) ldy = w.cols;
-  if (w.dtype == DType::kF32) {
-    sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, 0.0f, y, ldy);
+  if (n == 0 || w.cols == 0) return;
+  std::vector<float> buf;
+  const float* wf = static_cast<const float*>(w.data);
+  if (w.dtype != DType::kF32) {
+    buf.resize(w.rows * w.cols);
+    weight_rows_to_f32(w, 0, w.rows, buf.data());
+    wf = buf.data();
+  }
+  if (rows == Rows::kAny && n > kMatvecMaxRows) {
+    sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, wf, w.cols, 0.0f, y, ldy);
     return;
   }
-  std::vector<float> buf(w.rows * w.cols);
-  weight_rows_to_f32(w, 0, w.rows, buf.data());
-  sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, buf.data(), w.cols, 0.0f, y, ldy);
+  // Row-independent: split the columns in aligned chunks (the kernel's vector/scalar split is per column).
+  const int64_t n_chunks = (w.cols + kNnColumnAlign - 1) / kNnColumnAlign;
+  auto run = [&](size_t c0, size_t c1) {
+    matmul_nn_rows_block(wf, w.rows, w.cols, int64_t(c0) * kNnColumnAlign,
+                         std::min(int64_t(c1) * kNnColumnAlign, w.cols), x, n, ldx, y, ldy);
+  };
+  if (ctx.n_threads <= 1 || double(n) * w.rows * w.cols < kParallelRowsMinWork) run(0, size_t(n_chunks));
+  else ctx.pool.parallel_for(size_t(n_chunks), [&](size_t c0, size_t c1, int) { run(c0, c1); });
 }
 
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, int64_t ldx,
