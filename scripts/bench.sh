@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Runs the inference benchmark of the V2-Lite-shaped ~0.7B model (configs/bench-infer-0.7b.json) in F32
-# and BF16 on 2 threads, appends the JSON lines to bench/results.jsonl and rewrites the README table.
-# Needs ~6 GB of disk for the two random checkpoints (kept in runs/bench-* for re-runs).
+# Inference benchmark of the V2-Lite-shaped ~0.7B model (configs/bench-infer-0.7b.json) on 2 threads:
+#  - F32, BF16, Q8 and Q4 weights: 512-token prefill, then 32 decoded tokens (medians of RUNS=5);
+#  - decode after a 16-token and a 2048-token context (BF16, Q8, Q4; medians of CTX_RUNS=3).
+# Appends the JSON lines to bench/results.jsonl and rewrites the README table. Needs ~6 GB of disk for
+# the random checkpoints (kept in runs/bench-* for re-runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x build/holdfast ] || bash scripts/build.sh release
 out=$(mktemp)
-for dtype in f32 bf16; do
-  dir=runs/bench-infer-0.7b-$dtype
-  [ -f "$dir/model.safetensors" ] || build/holdfast init --config configs/bench-infer-0.7b.json --seed 1234 --dtype "$dtype" --out "$dir"
-  build/holdfast bench --model "$dir" --threads 2 --prompt 512 --decode 32 --runs "${RUNS:-5}" | tee /dev/stderr | grep '^{' >> "$out"
+trap 'rm -f "$out"' EXIT
+ckpt() {  # the checkpoint directory for a dtype, made on first use
+  local dir=runs/bench-infer-0.7b-$1
+  if [ ! -f "$dir/model.safetensors" ]; then
+    case $1 in
+      f32|bf16) build/holdfast init --config configs/bench-infer-0.7b.json --seed 1234 --dtype "$1" --out "$dir" >&2 ;;
+      *) ckpt f32 >/dev/null; build/holdfast quantize --model runs/bench-infer-0.7b-f32 --type "$1" --out "$dir" >&2 ;;
+    esac
+  fi
+  echo "$dir"
+}
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+for dtype in f32 bf16 q8 q4; do
+  build/holdfast bench --model "$(ckpt $dtype)" --threads 2 --prompt 512 --decode 32 --runs "${RUNS:-5}" \
+    | tee /dev/stderr | grep '^{' >> "$out"
+done
+for dtype in bf16 q8 q4; do
+  for ctx in 16 2048; do
+    build/holdfast bench --model "$(ckpt $dtype)" --threads 2 --prompt $ctx --decode 32 --runs "${CTX_RUNS:-3}" \
+      --skip-probes | tee /dev/stderr | grep '^{' | sed 's/^{/{"context_run":true,/' >> "$out"
+  done
 done
 mkdir -p bench
-python3 scripts/update_bench_table.py --commit "$(git rev-parse --short HEAD)" --results "$out" --readme README.md --log bench/results.jsonl
-rm -f "$out"
+python3 scripts/update_bench_table.py --commit "$(git rev-parse --short HEAD)" --results "$out" --readme README.md \
+  --log bench/results.jsonl --load "$load"

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/blas_core.h"
 #include "kernels/probe.h"
 #include "model/init.h"
 #include "model/weights/quantize_checkpoint.h"
@@ -45,12 +46,12 @@ int64_t active_weight_bytes(const model::Model& m) {
   }
   return total;
 }
-// Multiply-adds per token in the projections (2 flops each), the prefill GEMM work.
-double active_flops_per_token(const model::Model& m) {
+// Multiply-adds per prompt token in the layers' projections (2 flops each), the prefill GEMM work; the
+// head runs for the last token only and is not counted.
+double layer_flops_per_token(const model::Model& m) {
   const auto& w = m.weights();
   int64_t elems = 0;
   auto add = [&](const kernels::WeightRef& r) { elems += r.rows * r.cols; };
-  add(w.lm_head);
   for (const auto& l : w.layers) {
     const auto& a = l.self_attn;
     if (a.q_proj) add(a.q_proj->weight);
@@ -143,10 +144,11 @@ void add_bench_command(CLI::App& app) {
     }
     const double pf = median(prefill_tps), dc = median(decode_tps);
     const double bytes_tok = double(active_weight_bytes(*m));
-    const double gflops = pf * active_flops_per_token(*m) / 1e9, decode_gbs = dc * bytes_tok / 1e9;
+    const double gflops = pf * layer_flops_per_token(*m) / 1e9, decode_gbs = dc * bytes_tok / 1e9;
     fmt::print("{:<28}{:>14}\n", "model", dir);
     fmt::print("{:<28}{:>14}\n", "weight dtype", dtype_name(m->weights().lm_head.dtype));
     fmt::print("{:<28}{:>14}\n", "threads", o->threads);
+    fmt::print("{:<28}{:>14}\n", "OpenBLAS core", kernels::blas_core_name());
     if (!o->skip_probes) {
       fmt::print("{:<28}{:>14.2f}\n", "memory read GB/s (probe)", bw.read_gbs);
       fmt::print("{:<28}{:>14.2f}\n", "STREAM triad GB/s (probe)", bw.triad_gbs);
@@ -161,7 +163,7 @@ void add_bench_command(CLI::App& app) {
                bw.read_gbs > 0 ? fmt::format("  ({:.0f}% of measured bandwidth)", 100 * decode_gbs / bw.read_gbs) : "");
     fmt::print("{:<28}{:>14.2f}\n", "peak RSS GiB", peak_rss_gib());
     nlohmann::json line = {{"bench", "model"}, {"dtype", dtype_name(m->weights().lm_head.dtype)},
-                           {"threads", o->threads}, {"prompt", o->prompt}, {"prefill_tok_s", pf},
+                           {"threads", o->threads}, {"blas_core", kernels::blas_core_name()}, {"prompt", o->prompt}, {"prefill_tok_s", pf},
                            {"prefill_gflops", gflops}, {"sgemm_peak_gflops", peak}, {"decode_tok_s", dc},
                            {"decode_gb_s", decode_gbs}, {"bandwidth_read_gb_s", bw.read_gbs},
                            {"bandwidth_triad_gb_s", bw.triad_gbs}, {"active_bytes_per_token", bytes_tok},

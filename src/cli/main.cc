@@ -1,12 +1,22 @@
 // holdfast: one binary, one subcommand per job.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "kernels/blas_core.h"
 
 int main(int argc, char** argv) {
+  // Once, before any work: give OpenBLAS the kernels this CPU can run (kernels/blas_core.h). If the
+  // exec fails the run goes on with OpenBLAS's own choice.
+  if (const std::string core = holdfast::kernels::blas_core_override(); !core.empty()) {
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    execv("/proc/self/exe", argv);
+  }
   CLI::App app{"holdfast: train, run and serve DeepSeek-architecture MoE models on the hardware you have"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for all subcommands");
