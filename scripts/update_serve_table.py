@@ -20,8 +20,8 @@ def render(rows, date, commit, cpu, load):
         f"Measured {date}, commit {commit}, {cpu}, {s0['threads']} threads, `scripts/bench_serve.sh` "
         f"(`holdfast bench serve`: the scheduler in-process, no HTTP; V2-Lite-shaped model of "
         f"`configs/bench-infer-0.7b.json`, random {s0['dtype']} weights; each stream a {s0['prompt']}-token prompt "
-        f"and {s0['decode']} greedy tokens, all submitted at once; medians of the runs). The machine is shared "
-        f"with other jobs and noisy (load average {load} at the start): read the figures as lower bounds. "
+        f"and {s0['decode']} greedy tokens, all submitted at once; medians of the runs; load average {load} at "
+        f"the start, and the machine is a shared VM: read the figures as lower bounds). "
         f"Aggregate = all generated tokens / wall time from submit to the last token (prefill included); "
         f"decode = tokens generated after every stream had its first token / the time from then to the last token "
         f"(the steady phase where each step is one batched forward over all streams).",

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "train/params.h"
 
 namespace holdfast::train {
@@ -26,8 +27,9 @@ class AdamW {
   // t ← t+1; for every trainable tensor:
   //   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  m̂ = m/(1−β1^t);  v̂ = v/(1−β2^t)
   //   θ ← θ·(1 − lr·wd) (matrices only);  θ ← θ − lr·m̂/(√v̂ + eps)
-  // Tensors of `params` without a gradient (e_score_correction_bias) are left alone.
-  void step(ParamStore& params, ParamStore& grads, double lr);
+  // Tensors of `params` without a gradient (e_score_correction_bias) are left alone. Elementwise, so
+  // splitting the tensors over `pool`'s threads gives the same bits as one thread.
+  void step(ParamStore& params, ParamStore& grads, double lr, ThreadPool* pool = nullptr);
 
   int64_t step_count() const { return t_; }
   const AdamWConfig& config() const { return cfg_; }

@@ -150,7 +150,7 @@ StepResult Trainer::step() {
   const bool spikes_on = tc_.guards.on_spike != SpikeAction::kOff;
   const Verdict v = judge_step(res.loss.loss, res.grad_norm, spikes_on ? &state_.spikes : nullptr);
   if (v == Verdict::kOk) {
-    state_.opt.step(state_.params, grads_, res.lr);
+    state_.opt.step(state_.params, grads_, res.lr, &ctx_.pool);
     update_router_bias(state_.params, cfg_, res.loss.expert_load, tc_.balance.bias_update_speed);
     state_.spikes.push(res.loss.loss);
     ++state_.step;
