@@ -71,6 +71,12 @@ void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* 
 // p: the forward's output; d holds dL/dp on entry and dL/dx on exit (overwritten, not accumulated):
 // dx = p ⊙ (dp − Σ p⊙dp); masked entries [valid, n) become 0.
 void softmax_rows_backward(const float* p, float* d, int64_t rows, int64_t n, int64_t ld, const int64_t* valid);
+// Decode attention of the absorbed MLA form for one query token: q [nh, width] (latent | rope query per
+// head), cache [n_kv, width] (normalized latent | roped key per position); out [nh, r] =
+// softmax(scale·q·cacheᵀ)·cache[:, :r]. Keys go in fixed blocks merged in order, so the bits depend on
+// neither the thread count nor anything but this token's query and cache.
+void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const float* cache, int64_t n_kv,
+                             int64_t width, int64_t r, float scale, float* out);
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 // dgate = dout·up·silu'(gate), dup = dout·silu(gate) (overwritten; may alias dout).

@@ -84,6 +84,10 @@ void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopePar
   const int64_t nh = cfg.num_attention_heads, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
   const int64_t n_kv = cache.length, p0 = n_kv - S;
   const float* cached = cache.data.data();
+  if (S == 1) {  // decode: one query token sees the whole cache
+    kernels::latent_attention_decode(ctx, ql, nh, cached, n_kv, width, r, float(rope.softmax_scale), o_lat);
+    return;
+  }
   std::vector<float> scores(S * nh * n_kv);
   kernels::sgemm(ctx, true, S * nh, n_kv, width, float(rope.softmax_scale), ql, width, cached, width, 0.0f,
                  scores.data(), n_kv);

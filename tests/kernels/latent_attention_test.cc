@@ -1,0 +1,90 @@
+// kernels::latent_attention_decode against a double-precision softmax-attention reference, for head counts
+// and widths with SIMD tails, caches shorter and longer than one key block, every Highway target this CPU
+// runs, and 1 vs 2 threads (the bits must not depend on the thread count).
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/context.h"
+#include "core/rng.h"
+#include "kernels/ops.h"
+
+namespace holdfast::kernels {
+namespace {
+
+std::vector<double> reference(const std::vector<float>& q, int64_t nh, const std::vector<float>& cache, int64_t n_kv,
+                              int64_t width, int64_t r, double scale) {
+  std::vector<double> out(nh * r, 0.0), s(n_kv);
+  for (int64_t h = 0; h < nh; ++h) {
+    double m = -INFINITY;
+    for (int64_t j = 0; j < n_kv; ++j) {
+      double dot = 0;
+      for (int64_t c = 0; c < width; ++c) dot += double(q[h * width + c]) * cache[j * width + c];
+      s[j] = scale * dot;
+      m = std::max(m, s[j]);
+    }
+    double total = 0;
+    for (int64_t j = 0; j < n_kv; ++j) total += (s[j] = std::exp(s[j] - m));
+    for (int64_t j = 0; j < n_kv; ++j)
+      for (int64_t c = 0; c < r; ++c) out[h * r + c] += s[j] / total * cache[j * width + c];
+  }
+  return out;
+}
+
+struct Case {
+  int64_t nh, n_kv, r, dr;
+};
+
+TEST(LatentAttention, MatchesReferenceOnEveryTargetAndThreadCount) {
+  const Case cases[] = {{16, 1, 256, 32}, {16, 300, 256, 32}, {16, 1000, 256, 32}, {3, 257, 40, 8},
+                        {5, 17, 64, 16},  {1, 513, 24, 4},    {8, 256, 100, 12}};
+  Context one(1), two(2);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (const Case& c : cases) {
+      SCOPED_TRACE(::testing::Message() << "nh " << c.nh << " n_kv " << c.n_kv << " r " << c.r << " dr " << c.dr);
+      const int64_t width = c.r + c.dr;
+      Rng rng(uint64_t(c.nh * 1000 + c.n_kv));
+      std::vector<float> q(c.nh * width), cache(c.n_kv * width);
+      for (float& x : q) x = float(rng.normal());
+      for (float& x : cache) x = float(rng.normal());
+      const double scale = 1.0 / std::sqrt(double(width));
+      const std::vector<double> want = reference(q, c.nh, cache, c.n_kv, width, c.r, scale);
+      std::vector<float> got1(c.nh * c.r), got2(c.nh * c.r);
+      latent_attention_decode(one, q.data(), c.nh, cache.data(), c.n_kv, width, c.r, float(scale), got1.data());
+      latent_attention_decode(two, q.data(), c.nh, cache.data(), c.n_kv, width, c.r, float(scale), got2.data());
+      double worst = 0;
+      for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got1[i] - want[i]));
+      EXPECT_LT(worst, 2e-5);
+      EXPECT_EQ(0, std::memcmp(got1.data(), got2.data(), got1.size() * sizeof(float))) << "thread count changed bits";
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(LatentAttention, PeakedScoresDoNotOverflow) {
+  // Large logits: the block-local maximum keeps exp() finite and the merge keeps the right weights.
+  const int64_t nh = 4, n_kv = 600, r = 32, width = 40;
+  std::vector<float> q(nh * width, 0.0f), cache(n_kv * width, 0.0f);
+  for (int64_t h = 0; h < nh; ++h) q[h * width + h] = 100.0f;
+  for (int64_t j = 0; j < n_kv; ++j) {
+    cache[j * width + j % nh] = float(j % 7);   // head h prefers keys with j % nh == h and j % 7 == 6
+    cache[j * width + 8 + (j % 24)] = float(j);  // a value that tells keys apart
+  }
+  Context ctx(2);
+  std::vector<float> out(nh * r);
+  latent_attention_decode(ctx, q.data(), nh, cache.data(), n_kv, width, r, 1.0f, out.data());
+  const std::vector<double> want = reference(q, nh, cache, n_kv, width, r, 1.0);
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(out[i]));
+    EXPECT_NEAR(out[i], want[i], 1e-3 * (1 + std::abs(want[i])));
+  }
+}
+
+}  // namespace
+}  // namespace holdfast::kernels
