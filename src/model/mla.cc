@@ -79,13 +79,23 @@ void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeight
   }
 }
 
+namespace {
+// Up to this many query tokens the latent attention runs per token (latent_attention_decode); longer
+// chunks (prefill) take GEMMs over the whole chunk.
+constexpr int64_t kDecodeQueryRows = 8;
+}  // namespace
+
 void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const float* ql, int64_t S,
                           const LayerCache& cache, float* o_lat) {
   const int64_t nh = cfg.num_attention_heads, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
   const int64_t n_kv = cache.length, p0 = n_kv - S;
   const float* cached = cache.data.data();
-  if (S == 1) {  // decode: one query token sees the whole cache
-    kernels::latent_attention_decode(ctx, ql, nh, cached, n_kv, width, r, float(rope.softmax_scale), o_lat);
+  if (S <= kDecodeQueryRows) {
+    // Decode and speculative verification: each query token on its own over its causal prefix, so a
+    // token's bits do not depend on how many tokens share the call.
+    for (int64_t i = 0; i < S; ++i)
+      kernels::latent_attention_decode(ctx, ql + i * nh * width, nh, cached, p0 + i + 1, width, r,
+                                       float(rope.softmax_scale), o_lat + i * nh * r);
     return;
   }
   std::vector<float> scores(S * nh * n_kv);

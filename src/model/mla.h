@@ -41,6 +41,8 @@ void mla_append(const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeig
 void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* q, int64_t S,
                         float* ql, kernels::Rows rows);
 // Per sequence: the S queries are the cache's last S positions; o_lat [S, nh, r] = softmax(ql·cacheᵀ)·c.
+// Up to 8 queries (decode, speculative verification) each query row's bits depend only on its own query
+// and causal prefix, not on S.
 void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const float* ql, int64_t S,
                           const LayerCache& cache, float* o_lat);
 // Per token: o [S, nh·dv] = W_UV[h]·o_lat per head.
