@@ -118,6 +118,20 @@ def rel_loss(a, b):
     return abs(a - b) / abs(b) if b != 0 else abs(a - b)
 
 
+def check_case(tag, loss, got, rloss, want, margin, extra_problems=()):
+    """Compares one case with the oracle, reports every problem; returns (worst, name, loss rel diff, status)."""
+    worst, wname, problems = compare(got, want)
+    lrel = rel_loss(loss, rloss)
+    problems = list(problems) + list(extra_problems)
+    if worst >= GRAD_TOL:
+        problems.append(f"{wname} max|diff|/max|ref| = {worst:.3g} >= {GRAD_TOL} (min routing margin {margin:.3g})")
+    if lrel >= LOSS_TOL:
+        problems.append(f"loss {loss!r} vs oracle {rloss!r}: relative diff {lrel:.3g}")
+    for p in problems:
+        fail(f"{tag}: {p}")
+    return worst, wname, lrel, "FAIL" if problems else "ok"
+
+
 def checkpoints(cfg_name, cfg_path, root):
     out = []
     for label, dtype, seed in [("init-f32", "f32", 11), ("init-bf16", "bf16", 12)]:
@@ -180,22 +194,10 @@ def main() -> int:
                         except Exception as e:  # noqa: BLE001
                             fail(f"{tag}: {e}")
                             continue
-                        worst, wname, problems = compare(got, want)
-                        lrel = rel_loss(loss, rloss)
-                        status = "ok"
-                        for p in problems:
-                            fail(f"{tag}: {p}")
-                            status = "FAIL"
-                        if worst >= GRAD_TOL:
-                            fail(f"{tag}: {wname} max|diff|/max|ref| = {worst:.3g} >= {GRAD_TOL} "
-                                 f"(min routing margin {margin:.3g})")
-                            status = "FAIL"
-                        if lrel >= LOSS_TOL:
-                            fail(f"{tag}: loss {loss!r} vs oracle {rloss!r}: relative diff {lrel:.3g}")
-                            status = "FAIL"
-                        if (tg == -100).all() and (loss != 0 or any(np.any(g != 0) for g in got.values())):
-                            fail(f"{tag}: all targets ignored but loss {loss} / non-zero gradients")
-                            status = "FAIL"
+                        ignored = (tg == -100).all() and (loss != 0 or any(np.any(g != 0) for g in got.values()))
+                        worst, wname, lrel, status = check_case(
+                            tag, loss, got, rloss, want, margin,
+                            [f"all targets ignored but loss {loss} / non-zero gradients"] if ignored else [])
                         key = (cfg_name, label)
                         worst_per[key] = max(worst_per.get(key, 0.0), worst)
                         rows.append((cfg_name, label, case, "mtp" + str(lam) if mtp else "main", loss, lrel, worst,
@@ -217,13 +219,7 @@ def main() -> int:
                         except Exception as e:  # noqa: BLE001
                             fail(f"{tag}: {e}")
                             continue
-                        worst, wname, problems = compare(got, want)
-                        lrel = rel_loss(loss, rloss)
-                        status = "ok"
-                        for p in problems + ([f"{wname} max|diff|/max|ref| = {worst:.3g}"] if worst >= GRAD_TOL else [])\
-                                + ([f"loss {loss!r} vs oracle {rloss!r}"] if lrel >= LOSS_TOL else []):
-                            fail(f"{tag}: {p}")
-                            status = "FAIL"
+                        worst, wname, lrel, status = check_case(tag, loss, got, rloss, want, margin)
                         sens, sname, _ = compare(got, plain)
                         sens_rows.append((cfg_name, "no " + flag[2:], sens, sname, "ok" if sens > SENSITIVITY_MIN else "FAIL"))
                         if sens <= SENSITIVITY_MIN:

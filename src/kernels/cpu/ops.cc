@@ -104,44 +104,44 @@ void weight_rows_to_f32(const WeightRef& w, int64_t begin, int64_t count, float*
   for (int64_t r = 0; r < count; ++r) weight_row_to_f32(w, begin + r, out + r * w.cols);
 }
 
-void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
+namespace {
+
+// Runs gemm(j0, nj) over the output columns [0, n): in 16-aligned chunks, one per thread, or in one
+// call when the product is small.
+template <class Gemm>
+void split_columns(Context& ctx, int64_t m, int64_t n, int64_t k, const Gemm& gemm) {
   ensure_blas_single_threaded();
-  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   const int64_t n_chunks = std::min<int64_t>(ctx.n_threads, (n + 15) / 16);
   if (n_chunks <= 1 || double(m) * n * k < kParallelGemmMinWork) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm(0, n);
     return;
   }
-  // Split the output columns in 16-aligned chunks, one per thread.
   const int64_t chunk = ((n + n_chunks - 1) / n_chunks + 15) / 16 * 16;
   ctx.pool.parallel_for(size_t(n_chunks), [&](size_t lo, size_t hi, int) {
     for (size_t i = lo; i < hi; ++i) {
       const int64_t j0 = int64_t(i) * chunk, nj = std::min(chunk, n - j0);
-      if (nj <= 0) continue;
-      const float* bj = trans_b ? b + j0 * ldb : b + j0;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, nj, k, alpha, a, lda, bj, ldb, beta, c + j0, ldc);
+      if (nj > 0) gemm(j0, nj);
     }
+  });
+}
+
+}  // namespace
+
+void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
+  split_columns(ctx, m, n, k, [&](int64_t j0, int64_t nj) {
+    const float* bj = trans_b ? b + j0 * ldb : b + j0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, nj, k, alpha, a, lda, bj, ldb, beta, c + j0, ldc);
   });
 }
 
 void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
               int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  ensure_blas_single_threaded();
-  const int64_t n_chunks = std::min<int64_t>(ctx.n_threads, (n + 15) / 16);
-  if (n_chunks <= 1 || double(m) * n * k < kParallelGemmMinWork) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  const int64_t chunk = ((n + n_chunks - 1) / n_chunks + 15) / 16 * 16;
-  ctx.pool.parallel_for(size_t(n_chunks), [&](size_t lo, size_t hi, int) {
-    for (size_t i = lo; i < hi; ++i) {
-      const int64_t j0 = int64_t(i) * chunk, nj = std::min(chunk, n - j0);
-      if (nj <= 0) continue;
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, nj, k, alpha, a, lda, b + j0, ldb, beta, c + j0, ldc);
-    }
+  split_columns(ctx, m, n, k, [&](int64_t j0, int64_t nj) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, nj, k, alpha, a, lda, b + j0, ldb, beta, c + j0, ldc);
   });
 }
 
