@@ -38,7 +38,7 @@ import train_fixture as fx  # noqa: E402
 
 STEPS = 24
 TIMEOUT_S = 240
-FAST = ["--heartbeat-ms", "1000", "--stall-ms", "3000", "--timeout-ms", "4000", "--rejoin-ms", "30000"]
+FAST = ["--heartbeat-ms", "1500", "--stall-ms", "4000", "--timeout-ms", "4000", "--rejoin-ms", "30000"]
 BASE = {
     "batch": {"global_batch": 6, "micro_batch": 1, "seq_len": 16},
     "steps": STEPS,
