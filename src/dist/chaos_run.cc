@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -29,7 +30,14 @@ constexpr auto kPoll = std::chrono::milliseconds(5);
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-bool pid_alive(int64_t pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); }
+// Alive and not a zombie (a dead worker whose new parent has not reaped it yet counts as gone).
+bool pid_alive(int64_t pid) {
+  if (pid <= 0) return false;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
+}
 
 // The supervisor's board, once the supervisor with `pid` has created it (rdzv.json names it).
 class BoardWatch {

@@ -93,11 +93,13 @@ RunStatus read_run_status(const std::string& run_dir, size_t recent, int sample_
   std::optional<Board> board;
   if (rdzv.is_object()) {
     st.supervisor_pid = int64_t(event_number(rdzv, "supervisor_pid", 0));
-    if (pid_alive(st.supervisor_pid) && last_end.empty()) try {
+    if (pid_alive(st.supervisor_pid) && last_end.empty()) {
+      try {
         board = Board::open(event_text(rdzv, "board"));
       } catch (const Error&) {
         board.reset();  // gone between the check and the open: the run just ended
       }
+    }
   }
   if (board) {
     st.live = true;
