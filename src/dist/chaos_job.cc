@@ -47,9 +47,9 @@ void flip_byte(const std::string& path) {
   if (!f) throw Error(fmt::format("{}: write failed while corrupting it", path));
 }
 
-class ToyJob final : public ChaosJob {
+class ToyChaosJob final : public ChaosJob {
  public:
-  ToyJob(const Scenario& s, std::string exe) : s_(s), exe_(std::move(exe)) {}
+  ToyChaosJob(const Scenario& s, std::string exe) : s_(s), exe_(std::move(exe)) {}
 
   std::vector<std::string> command(const std::string& run_dir, const std::vector<ChaosFault>& faults,
                                    const std::vector<int64_t>&, bool) const override {
@@ -100,9 +100,9 @@ class ToyJob final : public ChaosJob {
   std::string exe_;
 };
 
-class TrainJob final : public ChaosJob {
+class TrainChaosJob final : public ChaosJob {
  public:
-  TrainJob(const Scenario& s, std::string exe) : s_(s), exe_(std::move(exe)) {
+  TrainChaosJob(const Scenario& s, std::string exe) : s_(s), exe_(std::move(exe)) {
     std::ifstream in(s.job);
     config_text_.assign(std::istreambuf_iterator<char>(in), {});
     auto j = nlohmann::json::parse(config_text_, nullptr, false);
@@ -185,8 +185,8 @@ std::string snapshot_shm_name(const std::string& run_dir, int rank) {
 }
 
 std::unique_ptr<ChaosJob> make_chaos_job(const Scenario& s, const std::string& exe) {
-  if (s.is_toy()) return std::make_unique<ToyJob>(s, exe);
-  return std::make_unique<TrainJob>(s, exe);
+  if (s.is_toy()) return std::make_unique<ToyChaosJob>(s, exe);
+  return std::make_unique<TrainChaosJob>(s, exe);
 }
 
 }  // namespace holdfast::dist

@@ -151,7 +151,7 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
     std::vector<InjectedFault*> mine;
     std::vector<ChaosFault> specs;
     std::vector<int64_t> enospc;
-    std::set<int> self_ranks;
+    std::set<int> faulted_ranks;  // ranks given a worker fault in this run
     InjectedFault* cut = nullptr;  // harness fault ending this run (nullptr + split: a plain split)
     bool split = false;
     for (; next < run.faults.size(); ++next) {
@@ -162,11 +162,12 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
         ++next;
         break;
       }
-      if (self_injected(f.fault) && self_ranks.count(f.fault.rank)) {
+      // A self-injected fault reaches only a rank's first process: not one replaced in this run.
+      if (self_injected(f.fault) && faulted_ranks.count(f.fault.rank)) {
         split = true;
         break;
       }
-      if (self_injected(f.fault)) self_ranks.insert(f.fault.rank);
+      faulted_ranks.insert(f.fault.rank);
       f.fault.step = std::max(f.planned_step, resume_from + 2);
       f.segment = seg;
       mine.push_back(&f);

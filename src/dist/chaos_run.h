@@ -4,7 +4,8 @@
 //   ckpt-corrupt     the same, and corrupt the newest durable state in between (ChaosJob::corrupt_newest)
 //   disk-full        the job's checkpoint of that step fails with ENOSPC (ChaosJob::command)
 // A supervisor injects at most one self-injected worker fault (segv, exit, hang, slow, nan, bitflip)
-// per rank, into a rank's first process; a schedule with more is split into several supervisor runs
+// per rank, into a rank's first process; a schedule with more, or with one for a rank already
+// replaced after another fault, is split into several supervisor runs
 // ("splits": SIGTERM, which keeps the snapshots, then a re-run that continues). Faults due before the
 // step a re-run continues from are moved just past it.
 #pragma once
