@@ -34,8 +34,9 @@ void add_dist_flags(CLI::App* cmd, const std::shared_ptr<DistFlags>& f) {
                   "Report a rank whose compute time exceeds this many times the others' median (3 steps running)")
       ->check(CLI::Range(1.0, 1000.0));
   cmd->add_option("--fault", f->faults,
-                  "Inject a fault, KIND:RANK@STEP with KIND kill, stop, segv, exit, hang or slow (slow:2@5x3 = 3x "
-                  "slower from step 5); repeatable");
+                  "Inject a fault, KIND:RANK@STEP with KIND kill, stop, segv, exit, hang, slow (slow:2@5x3 = 3x "
+                  "slower from step 5), nan (the rank's gradients of step S) or bitflip (a parameter bit after "
+                  "step S); repeatable");
 }
 
 dist::SupervisorOptions supervisor_options(const DistFlags& f, int workers) {

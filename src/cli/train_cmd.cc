@@ -4,12 +4,15 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/dist_flags.h"
 #include "core/error.h"
+#include "train/dist_run.h"
 #include "train/run.h"
 
 namespace holdfast::cli {
@@ -72,12 +75,38 @@ class Progress {
   double rate_ = 0;
 };
 
+// Set by SIGINT/SIGTERM in a supervised run: the supervisor stops its workers and keeps their snapshots.
+std::atomic<bool>& supervised_stop() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+void on_supervised_stop(int) { supervised_stop().store(true); }
+
+void run_supervised(const train::TrainConfig& tc, const DistFlags& flags, int workers) {
+  dist::SupervisorOptions so = supervisor_options(flags, workers);
+  so.on_event = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  so.stop_requested = [] { return supervised_stop().load(); };
+  std::signal(SIGINT, on_supervised_stop);
+  std::signal(SIGTERM, on_supervised_stop);
+  const nlohmann::json s = train::run_training_supervised(tc, so);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  fmt::print("{} at step {} of {} with {} worker(s) (world {}) in {}: {} fault(s), {} recovered, {} step(s) lost; "
+             "productive step time {:.1f}% of wall time\n",
+             s["stopped"].get<bool>() ? "stopped" : "trained", s["final_step"].get<int64_t>(), tc.steps, workers,
+             s["world"].get<int>(), duration(s["wall_s"].get<double>()), s["faults"].get<int64_t>(),
+             s["recoveries"].get<int64_t>(), s["steps_lost"].get<int64_t>(), 100 * s["ettr"].get<double>());
+  fmt::print("events: {}/events.jsonl; summary: {}/dist_summary.json; report: {}/report.html\n", tc.out_dir,
+             tc.out_dir, tc.out_dir);
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   struct Opts {
     std::string config;
     bool resume = false;
+    int workers = 0;
     std::map<std::string, std::string> values;
     std::map<std::string, CLI::Option*> flags;
   };
@@ -97,14 +126,33 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume,
                 "Continue the run in out_dir from its newest checkpoint whose checksums verify (rejected ones are "
                 "named with the reason)");
+  auto dist_flags = std::make_shared<DistFlags>();
+  cmd->add_option("--workers", o->workers,
+                  "Data-parallel training with this many worker processes on this host under a fault-tolerant "
+                  "supervisor (0 = this process trains alone). Losses and weights are the same bits for any "
+                  "number of workers; a killed, hung or crashed worker is replaced without losing a step; "
+                  "re-running the same command resumes an interrupted run. See docs/fault_model.md")
+      ->check(CLI::Range(0, 256))
+      ->group("Data-parallel");
+  add_dist_flags(cmd, dist_flags);
+  for (CLI::Option* opt : cmd->get_options())
+    if (opt->get_group() == "Options" && opt->get_name() != "--help" && opt->get_name() != "--help-all" && opt->get_name() != "--config" &&
+        opt->get_name() != "--resume")
+      opt->group("Data-parallel");
   for (const train::TrainField& f : train::train_config_fields()) {
     const std::string group = f.key.find('.') == std::string::npos ? "Run" : f.key.substr(0, f.key.find('.'));
     o->flags[f.key] = cmd->add_option("--" + f.key, o->values[f.key], f.help)->type_name(f.type)->group(group);
   }
-  cmd->callback([o] {
+  cmd->callback([o, dist_flags] {
     train::TrainConfig tc = o->config.empty() ? train::TrainConfig{} : train::TrainConfig::load(o->config);
     for (const auto& [key, opt] : o->flags)
       if (opt->count()) train::set_train_field_from_text(tc, key, o->values[key]);
+    if (o->workers > 0) {
+      run_supervised(tc, *dist_flags, o->workers);
+      return;
+    }
+    if (!dist_flags->faults.empty() || !dist_flags->rdzv.empty() || dist_flags->world)
+      throw InputError("--fault, --rdzv and --world are for data-parallel runs: add --workers N");
     Progress progress(::isatty(2), tc.log_every);
     g_stop = 0;
     std::signal(SIGINT, on_signal);

@@ -255,4 +255,30 @@ std::vector<uint64_t> Group::allgather(uint64_t value) {
   return out;
 }
 
+std::vector<std::vector<std::byte>> Group::allgather_bytes(std::span<const std::byte> mine) {
+  if (world_ == 1) return {std::vector<std::byte>(mine.begin(), mine.end())};
+  const std::vector<uint64_t> sizes = allgather(uint64_t(mine.size()));
+  std::vector<size_t> elems(sizes.begin(), sizes.end());
+  size_t total = 0;
+  for (size_t e : elems) total += e;
+  std::vector<uint8_t> all(std::max<size_t>(total, 1));
+  std::vector<uint8_t> send(reinterpret_cast<const uint8_t*>(mine.data()),
+                            reinterpret_cast<const uint8_t*>(mine.data()) + mine.size());
+  guarded("allgather(bytes)", [&] {
+    gloo::AllgathervOptions opts(impl_->ctx);
+    opts.setInput(send.data(), send.size());
+    opts.setOutput(all.data(), elems);
+    opts.setTimeout(timeout_);
+    gloo::allgatherv(opts);
+  });
+  std::vector<std::vector<std::byte>> out(static_cast<size_t>(world_));
+  size_t at = 0;
+  for (int r = 0; r < world_; ++r) {
+    const auto* p = reinterpret_cast<const std::byte*>(all.data()) + at;
+    out[size_t(r)].assign(p, p + elems[size_t(r)]);
+    at += elems[size_t(r)];
+  }
+  return out;
+}
+
 }  // namespace holdfast::dist

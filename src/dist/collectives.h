@@ -61,6 +61,8 @@ class Group {
   void barrier();
   // Every rank's value, indexed by rank.
   std::vector<uint64_t> allgather(uint64_t value);
+  // Every rank's bytes (any length per rank), indexed by rank.
+  std::vector<std::vector<std::byte>> allgather_bytes(std::span<const std::byte> mine);
 
   // Called with true on entering and false on leaving every collective (the worker's heartbeat board
   // uses it to tell "waiting for peers" from "stuck in compute").

@@ -28,6 +28,10 @@ struct EpochChanged : DistError {
 struct RendezvousError : DistError {
   using DistError::DistError;
 };
+// The ranks of a group hold different kinds of state (different configs or code versions): fatal.
+struct StateTagMismatch : Error {
+  using Error::Error;
+};
 // A process tried to join (or serve) a run without holding its shared run token.
 struct RunTokenRejected : Error {
   using Error::Error;

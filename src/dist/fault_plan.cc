@@ -30,13 +30,13 @@ std::string FaultSpec::inject_string() const {
 FaultSpec parse_fault(const std::string& spec, int world) {
   const auto colon = spec.find(':'), at = spec.find('@');
   if (colon == std::string::npos || at == std::string::npos || at < colon)
-    throw InputError(fmt::format("--fault '{}': expected KIND:RANK@STEP (e.g. kill:1@15, slow:2@5x3)", spec));
+    throw InputError(fmt::format("--fault '{}': expected KIND:RANK@STEP (e.g. kill:1@15, slow:2@5x3, nan:0@7)", spec));
   FaultSpec f;
   f.kind = spec.substr(0, colon);
   if (f.kind != "kill" && f.kind != "stop" && f.kind != "segv" && f.kind != "exit" && f.kind != "hang" &&
-      f.kind != "slow")
-    throw InputError(fmt::format("--fault '{}': kind '{}' is not one of kill, stop, segv, exit, hang, slow", spec,
-                                 f.kind));
+      f.kind != "slow" && f.kind != "nan" && f.kind != "bitflip")
+    throw InputError(fmt::format("--fault '{}': kind '{}' is not one of kill, stop, segv, exit, hang, slow, nan, "
+                                 "bitflip", spec, f.kind));
   f.rank = int(parse_int(spec.substr(colon + 1, at - colon - 1), spec, "the rank"));
   if (f.rank >= world)
     throw InputError(fmt::format("--fault '{}': rank {} is outside the world of {}", spec, f.rank, world));

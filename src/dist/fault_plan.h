@@ -6,6 +6,9 @@
 //   exit:1@20    rank 1 calls _exit(3) before step 20
 //   hang:1@25    rank 1's main thread blocks forever before step 25; its heartbeat thread runs on
 //   slow:2@5x3   rank 2 computes 3x slower from step 5 on (a straggler)
+//   nan:1@12     rank 1's own gradients of step 12 get a NaN (its commit vote says no; the step re-runs)
+//   bitflip:2@9  one bit of one parameter of rank 2 flips after step 9 (silent corruption: found by the
+//                cross-replica state checksums)
 // Self-injected faults apply to a rank's first process only: its replacement runs clean.
 #pragma once
 

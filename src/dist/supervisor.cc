@@ -121,6 +121,7 @@ void Supervisor::State::spawn(Proc& p) {
   env.timeout = o.collective_timeout;
   env.rejoin_timeout = o.rejoin_timeout;
   env.incarnation = p.incarnation;
+  env.events_path = o.run_dir + "/events.jsonl";
   if (p.incarnation == 0)
     for (const FaultSpec& f : o.faults)
       if (!f.external() && f.rank == p.rank) env.inject = f.inject_string();
@@ -359,7 +360,7 @@ Supervisor::Supervisor(SupervisorOptions o) : s_(std::make_unique<State>()) {
   std::map<int, int> self_faults;
   for (const FaultSpec& f : op.faults)
     if (!f.external() && ++self_faults[f.rank] > 1)
-      throw InputError(fmt::format("--fault: rank {} has more than one self-injected fault (segv/exit/hang/slow)",
+      throw InputError(fmt::format("--fault: rank {} has more than one self-injected fault (segv/exit/hang/slow/nan/bitflip)",
                                    f.rank));
   for (int i = 0; i < op.workers; ++i) s.procs.push_back({.rank = op.first_rank + i, .slot = i});
   nlohmann::json info = {{"store", s.store_url}, {"world", s.world}, {"first_rank", op.first_rank},

@@ -3,13 +3,17 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <csignal>
 #include <thread>
 #include <vector>
 
 #include "dist/board.h"
+#include "dist/checksum.h"
 #include "dist/errors.h"
+#include "dist/events.h"
 #include "dist/membership.h"
 #include "dist/snapshot.h"
 
@@ -38,9 +42,11 @@ class HeartbeatThread {
 };
 
 struct Injection {
-  std::string kind;  // "", segv, hang, exit, slow
+  std::string kind;  // "", segv, hang, exit, slow, nan, bitflip
   int64_t step = -1;
   double factor = 1;
+  bool fired = false;        // nan and bitflip happen once even when their step is re-run
+  int64_t fired_ns = 0;
 };
 
 Injection parse_injection(const std::string& s) {
@@ -55,8 +61,9 @@ Injection parse_injection(const std::string& s) {
     if (colon == std::string::npos) throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': expected slow@STEP:FACTOR", s));
     inj.factor = std::stod(rest.substr(colon + 1));
     rest = rest.substr(0, colon);
-  } else if (inj.kind != "segv" && inj.kind != "hang" && inj.kind != "exit") {
-    throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': kind must be segv, hang, exit or slow", s));
+  } else if (inj.kind != "segv" && inj.kind != "hang" && inj.kind != "exit" && inj.kind != "nan" &&
+             inj.kind != "bitflip") {
+    throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': kind must be segv, hang, exit, slow, nan or bitflip", s));
   }
   inj.step = std::stoll(rest);
   return inj;
@@ -64,8 +71,20 @@ Injection parse_injection(const std::string& s) {
 
 // Runs the self-injected fault due before step `next` (1-based) of this incarnation; returns the
 // nanoseconds it slept (slow: (factor - 1) x the step's own compute time).
-int64_t maybe_inject(const Injection& inj, int64_t next, int64_t base_compute_ns) {
+int64_t maybe_inject(Injection& inj, int64_t next, int64_t base_compute_ns, Replica& replica, EventLog* events,
+                     int rank) {
   if (inj.kind.empty() || next < inj.step) return 0;
+  // nan@S poisons step S's gradients; bitflip@S flips a bit after step S, i.e. before step S + 1.
+  if ((inj.kind == "nan" && next == inj.step) || (inj.kind == "bitflip" && next == inj.step + 1)) {
+    if (inj.fired) return 0;
+    inj.fired = true;
+    inj.fired_ns = monotonic_ns();
+    if (inj.kind == "nan") replica.inject_nan();
+    else replica.inject_bitflip();
+    if (events) events->write("inject", {{"kind", inj.kind}, {"rank", rank}, {"step", inj.step}, {"pid", getpid()}});
+    return 0;
+  }
+  if (inj.kind == "nan" || inj.kind == "bitflip") return 0;
   if (inj.kind == "slow") {
     const int64_t t0 = monotonic_ns();
     std::this_thread::sleep_for(std::chrono::nanoseconds(int64_t(double(base_compute_ns) * (inj.factor - 1))));
@@ -101,11 +120,126 @@ int64_t agree_on_state(Group& g, Replica& r, WorkerStats& stats) {
   return int64_t(newest);
 }
 
+// Refuses a group whose ranks hold different kinds of state (configs or code versions).
+void check_state_tags(Group& g, const Replica& r) {
+  const std::vector<uint64_t> tags = g.allgather(r.state_tag());
+  for (int q = 0; q < g.world(); ++q)
+    if (tags[size_t(q)] != tags[0])
+      throw StateTagMismatch(fmt::format(
+          "rank {} holds state tag {:016x} but rank 0 holds {:016x}: the workers were started with different "
+          "model or train configs, or different code versions; refusing to train together (this is rank {})",
+          q, tags[size_t(q)], tags[0], g.rank()));
+}
+
+// The value held by more than half of the ranks, if any.
+std::optional<uint64_t> majority(const std::vector<uint64_t>& v) {
+  for (uint64_t x : v)
+    if (2 * size_t(std::count(v.begin(), v.end(), x)) > v.size()) return x;
+  return std::nullopt;
+}
+
+// Cross-replica verification of the full state (see the header): the last agreed state, and what to do
+// when the replicas disagree.
+class StateVerifier {
+ public:
+  StateVerifier(int rank, EventLog* events, WorkerStats& stats) : rank_(rank), events_(events), stats_(stats) {}
+
+  // Compares every rank's checksum; repairs on a mismatch. Returns false when the state was changed
+  // (rolled back or replaced), so the caller refreshes what it derived from it.
+  bool verify(Group& g, Replica& r, const Injection& inj) {
+    const int64_t now_step = r.step();
+    // One copy of the state serves as the checksum's input and, when the ranks agree, as the copy kept.
+    scratch_.resize(r.state_size());
+    r.save_state(scratch_);
+    std::vector<uint64_t> sums = g.allgather(xxh64(scratch_.data(), scratch_.size()));
+    if (std::all_of(sums.begin(), sums.end(), [&](uint64_t x) { return x == sums[0]; })) {
+      std::swap(agreed_, scratch_);
+      agreed_step_ = now_step;
+      return true;
+    }
+    const int64_t t0 = monotonic_ns();
+    ++stats_.checksum_mismatches;
+    const auto maj = majority(sums);
+    const bool suspect = !maj || sums[size_t(rank_)] != *maj;
+    if (suspect && events_) {
+      nlohmann::json f = {{"kind", "sdc"}, {"rank", rank_}, {"step", now_step}, {"epoch", g.epoch()},
+                          {"detail", fmt::format("state checksum {:016x} disagrees with {} ({} ranks)",
+                                                 sums[size_t(rank_)], maj ? fmt::format("the majority's {:016x}", *maj)
+                                                                          : std::string("the others, no majority"),
+                                                 g.world())}};
+      if (inj.fired && inj.kind == "bitflip") {
+        f["detect_ms"] = double(t0 - inj.fired_ns) / 1e6;
+        f["detect_basis"] = "injection";
+      }
+      events_->write("fault", f);
+    }
+    // Every rank's gradients since the last agreed state may hold the corrupted replica's share, so
+    // every rank goes back to it (when all have the same one) and replays.
+    const std::vector<uint64_t> agreed = g.allgather(uint64_t(agreed_step_ + 1));
+    const bool can_roll_back = agreed_step_ >= 0 && std::all_of(agreed.begin(), agreed.end(),
+                                                                [&](uint64_t x) { return x == agreed[0]; });
+    if (can_roll_back) {
+      if (agreed_step_ != now_step) r.load_state(agreed_);
+      stats_.replayed_steps += now_step - agreed_step_;
+      sums = g.allgather(r.state_checksum());
+    }
+    if (!std::all_of(sums.begin(), sums.end(), [&](uint64_t x) { return x == sums[0]; })) {
+      const auto m = majority(sums);
+      if (!m)
+        throw Error(fmt::format("state checksums of {} ranks disagree with no majority at step {}; cannot tell the "
+                                "healthy replicas (rank {})", g.world(), r.step(), rank_));
+      int source = 0;
+      while (sums[size_t(source)] != *m) ++source;
+      std::vector<std::byte> buf(r.state_size());
+      if (rank_ == source) r.save_state(buf);
+      g.broadcast(buf.data(), buf.size(), source);
+      if (sums[size_t(rank_)] != *m) r.load_state(buf);
+    }
+    agreed_.resize(r.state_size());
+    r.save_state(agreed_);
+    agreed_step_ = r.step();
+    if (suspect && events_)
+      events_->write("recovered", {{"kind", "sdc"}, {"rank", rank_}, {"step", r.step()}, {"epoch", g.epoch()},
+                                   {"recovery_ms", double(monotonic_ns() - t0) / 1e6}, {"steps_lost", 0},
+                                   {"replayed_steps", can_roll_back ? now_step - r.step() : 0},
+                                   {"repair", can_roll_back ? "rollback to the last agreed state" : "broadcast"}});
+    fmt::print(stderr, "holdfast worker rank {}: state checksums disagreed at step {}; resumed from step {}\n", rank_,
+               now_step, r.step());
+    return false;
+  }
+
+  int64_t agreed_step() const { return agreed_step_; }
+
+ private:
+  int rank_;
+  EventLog* events_;
+  WorkerStats& stats_;
+  std::vector<std::byte> agreed_, scratch_;
+  int64_t agreed_step_ = -1;
+};
+
 }  // namespace
 
-WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step) {
+uint64_t Replica::state_checksum() const {
+  std::vector<std::byte> buf(state_size());
+  save_state(buf);
+  return xxh64(buf.data(), buf.size());
+}
+
+void Replica::inject_bitflip() {
+  std::vector<std::byte> buf(state_size());
+  save_state(buf);
+  buf[buf.size() / 2] ^= std::byte{0x10};
+  load_state(buf);
+}
+
+WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step, const WorkerOptions& options) {
   WorkerStats stats;
-  const Injection inj = env.incarnation == 0 ? parse_injection(env.inject) : Injection{};
+  Injection inj = env.incarnation == 0 ? parse_injection(env.inject) : Injection{};
+  std::unique_ptr<EventLog> events;
+  if (!env.events_path.empty()) events = std::make_unique<EventLog>(env.events_path);
+  StateVerifier verifier(env.rank, events.get(), stats);
+  const int64_t K = options.checksum_every;
   auto store = connect_store(env.store_url, env.token, env.timeout);
   verify_run(*store, env.token, env.timeout);
   Board board = Board::open(env.board_name);
@@ -122,6 +256,7 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
     fmt::print(stderr, "holdfast worker rank {}: restored step {} from snapshot {}\n", env.rank, s->step,
                env.snapshot_name);
   }
+  if (stats.restored_step < 0) replica.initialize_if_deferred();
   slot.step.store(replica.step());
 
   int64_t epoch = current_epoch(*store, env.rejoin_timeout);
@@ -136,25 +271,47 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
         slot.progress_ns.store(monotonic_ns(), std::memory_order_relaxed);
       });
       ++stats.epochs_joined;
-      const int64_t resumed = agree_on_state(g, replica, stats);
+      check_state_tags(g, replica);
+      int64_t resumed = agree_on_state(g, replica, stats);
+      // A state put back by the verifier is snapshotted at once: a restart must not restore the newer,
+      // corrupted one.
+      auto verify = [&] {
+        if (verifier.verify(g, replica, inj)) return true;
+        snap.write(replica.step(), [&] {
+          std::vector<std::byte> b(replica.state_size());
+          replica.save_state(b);
+          return b;
+        }());
+        slot.step.store(replica.step());
+        return false;
+      };
+      const bool verifying = K > 0 && g.world() > 1;
+      if (verifying && !verify()) resumed = replica.step();
       slot.resumed_step.store(resumed);
       slot.step.store(replica.step());
       slot.joined_ns.store(monotonic_ns());
       slot.set_phase(WorkerPhase::Running, epoch);
-      while (replica.step() < last_step) {
-        const int64_t t0 = monotonic_ns();
-        const auto c0 = g.comm_time();
-        slot.progress_ns.store(t0, std::memory_order_relaxed);
-        const int64_t slept = maybe_inject(inj, replica.step() + 1, base_compute_ns);
-        replica.run_step(g);
-        const int64_t compute_ns = (monotonic_ns() - t0) - (g.comm_time() - c0).count();
-        base_compute_ns = compute_ns - slept;
-        auto buf = snap.begin_write();
-        replica.save_state(buf.first(replica.state_size()));
-        snap.commit(replica.step(), replica.state_size());
-        const double work = replica.step_work();  // 0: this rank had nothing to compute
-        slot.record_step(replica.step(), work > 0 ? std::max<int64_t>(1, int64_t(double(compute_ns) / work)) : 0);
+      for (;;) {
+        while (replica.step() < last_step) {
+          const int64_t t0 = monotonic_ns();
+          const auto c0 = g.comm_time();
+          slot.progress_ns.store(t0, std::memory_order_relaxed);
+          const int64_t slept = maybe_inject(inj, replica.step() + 1, base_compute_ns, replica, events.get(), env.rank);
+          if (verifying && replica.step() % K == 0 && replica.step() != verifier.agreed_step() && !verify())
+            continue;  // rolled back to the last agreed state: replay from there
+          replica.run_step(g);
+          const int64_t compute_ns = (monotonic_ns() - t0) - (g.comm_time() - c0).count();
+          base_compute_ns = compute_ns - slept;
+          auto buf = snap.begin_write();
+          replica.save_state(buf.first(replica.state_size()));
+          snap.commit(replica.step(), replica.state_size());
+          const double work = replica.step_work();  // 0: this rank had nothing to compute
+          slot.record_step(replica.step(), work > 0 ? std::max<int64_t>(1, int64_t(double(compute_ns) / work)) : 0);
+        }
+        // The final states are compared too; a mismatch replays the last steps.
+        if (!verifying || replica.step() == verifier.agreed_step() || verify()) break;
       }
+      stats.final_checksum = replica.state_checksum();
       g.barrier();  // nobody leaves while a peer still needs its last messages
       slot.set_phase(WorkerPhase::Done, epoch);
       return stats;

@@ -6,7 +6,12 @@
 // snapshot when it is ahead of the replica, then repeat until the replica reaches last_step:
 //   join the current epoch's Group; agree on the state (allgather of steps; when they differ, the
 //   lowest rank holding the newest step broadcasts its state to the others); run steps, each followed
-//   by a snapshot and a board update. A DistError (peer lost, timeout, epoch changed) marks this
+//   by a snapshot and a board update. Every rank must hold the same state_tag (else StateTagMismatch, a
+//   fatal error). With checksum_every = K > 0 the ranks compare checksums of their full state every K
+//   steps (and at the end): on a mismatch (silent corruption of one replica) every rank goes back to
+//   its copy of the last agreed state and the steps since are replayed, because a corrupted replica's
+//   gradients already reached every rank through the reduction; a copy that disagrees even then is
+//   replaced by a broadcast from the majority. A DistError (peer lost, timeout, epoch changed) marks this
 //   worker Recovering on the board; it then waits for the supervisor to open a newer epoch and joins
 //   it. No step is lost: a step's effects are applied only after all of its collectives succeeded.
 #pragma once
@@ -30,7 +35,9 @@ struct WorkerEnv {
   std::string host = "127.0.0.1";          // Gloo listen address
   std::chrono::milliseconds timeout{10000}, rejoin_timeout{60000};
   int64_t incarnation = 0;           // 0 = first process of this rank, then 1, 2, ... per restart
-  std::string inject;                // self-injected fault for incarnation 0: "segv@S", "hang@S", "exit@S", "slow@S:F"
+  std::string inject;                // self-injected fault for incarnation 0: "segv@S", "hang@S", "exit@S",
+                                     // "slow@S:F", "nan@S", "bitflip@S"
+  std::string events_path;           // RUN/events.jsonl: faults the worker detects itself ("" = none)
 
   // Reads HOLDFAST_DIST_*; InputError naming the variable that is missing or malformed.
   static WorkerEnv from_environment();
@@ -51,16 +58,31 @@ class Replica {
   // Work this rank did in its last step (e.g. micro-batches): straggler detection compares compute
   // time per unit, so an uneven split of micro-batches over ranks is not taken for a straggler.
   virtual double step_work() const { return 1.0; }
+  // A checksum of the full state (cross-replica verification); default: XXH64 of save_state's bytes.
+  virtual uint64_t state_checksum() const;
+  // Self-injected faults (tests, chaos): the next step's own gradients get a NaN (default: nothing to
+  // poison); one bit of the live state flips (default: a bit in the middle of save_state's bytes).
+  virtual void inject_nan() {}
+  virtual void inject_bitflip();
+  // Called when no snapshot was restored, before the first group: a replacement process may defer
+  // building its initial state (its snapshot usually overwrites it) until it is known to be needed.
+  virtual void initialize_if_deferred() {}
+};
+
+struct WorkerOptions {
+  int64_t checksum_every = 0;  // cross-replica state checksums every this many steps; 0 = off
 };
 
 struct WorkerStats {
   int64_t epochs_joined = 0, failures = 0, state_transfers = 0;
   int64_t restored_step = -1;  // step restored from this rank's snapshot at start (-1: none)
+  int64_t checksum_mismatches = 0, replayed_steps = 0;
+  uint64_t final_checksum = 0;
 };
 
 // Throws RunTokenRejected when this worker does not hold the run's token, RendezvousError when the
 // store is unreachable or no new epoch came within rejoin_timeout, and whatever the replica throws
 // that is not a DistError.
-WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step);
+WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step, const WorkerOptions& options = {});
 
 }  // namespace holdfast::dist

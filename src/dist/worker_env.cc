@@ -49,6 +49,7 @@ WorkerEnv WorkerEnv::from_environment() {
   e.rejoin_timeout = std::chrono::milliseconds(need_int("HOLDFAST_DIST_REJOIN_MS", 1, 86400000));
   e.incarnation = need_int("HOLDFAST_DIST_INCARNATION", 0, 1 << 30);
   if (const char* v = std::getenv("HOLDFAST_DIST_INJECT")) e.inject = v;
+  if (const char* v = std::getenv("HOLDFAST_DIST_EVENTS")) e.events_path = v;
   return e;
 }
 
@@ -67,6 +68,7 @@ std::map<std::string, std::string> WorkerEnv::to_environment() const {
       {"HOLDFAST_DIST_INCARNATION", std::to_string(incarnation)},
   };
   m["HOLDFAST_DIST_INJECT"] = inject;
+  m["HOLDFAST_DIST_EVENTS"] = events_path;
   return m;
 }
 

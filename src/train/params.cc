@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -80,6 +81,25 @@ ParamStore ParamStore::from_checkpoint(const model::Checkpoint& ckpt, const mode
                                         shape_str(spec.shape)));
     convert_to_f32(ckpt, t, s.entries_.at(spec.name).values.data());
   }
+  return s;
+}
+
+ParamStore ParamStore::clone() const {
+  ParamStore s;
+  s.where_ = where_;
+  for (const model::TensorSpec& spec : specs_) {
+    s.add(spec);
+    if (!spec.copy_of.empty()) continue;
+    const std::vector<float>& from = entries_.at(spec.name).values;
+    std::copy(from.begin(), from.end(), s.entries_.at(spec.name).values.begin());  // keeps info.data valid
+  }
+  return s;
+}
+
+ParamStore ParamStore::zeros_for(const model::DeepSeekConfig& cfg) {
+  ParamStore s;
+  s.where_ = "parameters (zeros)";
+  for (const model::TensorSpec& spec : model::tensor_inventory(cfg)) s.add(spec);
   return s;
 }
 

@@ -24,6 +24,8 @@ class ParamStore : public model::TensorSource {
   // MTP copies alias the main tensor; their stored values in the checkpoint are not read.
   // Throws CheckpointError naming the directory, tensor and both shapes on a mismatch.
   static ParamStore from_checkpoint(const model::Checkpoint& ckpt, const model::DeepSeekConfig& cfg);
+  // Zero values for every tensor of the inventory (a state that is about to be overwritten).
+  static ParamStore zeros_for(const model::DeepSeekConfig& cfg);
   // Zero gradient buffers for every trainable tensor: all of the inventory but e_score_correction_bias.
   static ParamStore gradients_for(const model::DeepSeekConfig& cfg);
 
@@ -31,6 +33,8 @@ class ParamStore : public model::TensorSource {
   ParamStore& operator=(ParamStore&&) = default;
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
+  // A deep copy (an asynchronous checkpoint writes from one while training goes on).
+  ParamStore clone() const;
 
   const model::TensorInfo* find(std::string_view name) const override;
   std::string where() const override { return where_; }

@@ -214,6 +214,12 @@ std::vector<TrainField> build_fields() {
                           {{"skip", SpikeAction::kSkip}, {"rollback", SpikeAction::kRollback},
                            {"off", SpikeAction::kOff}},
                           "Loss spike: skip the update, roll back (as on_nan), or no detection"),
+      integer("dist.checksum_every", [](TrainConfig& c) -> auto& { return c.dist.checksum_every; }, 0, kMax,
+              "Data-parallel runs: every this many steps the ranks compare checksums of their full state; a "
+              "mismatch (silent corruption) rolls every rank back to the last agreed state and replays; 0 = off"),
+      integer("dist.nan_reruns", [](TrainConfig& c) -> auto& { return c.dist.nan_reruns; }, 0, 1000,
+              "Data-parallel runs: a step that a rank votes down before the update (its loss or gradients are "
+              "non-finite) is re-run this many times before guards.on_nan decides"),
       integer("log_every", [](TrainConfig& c) -> auto& { return c.log_every; }, 1, kMax,
               "Plain progress line every this many steps when stderr is not a terminal"),
       text("tokenizer", [](TrainConfig& c) -> auto& { return c.tokenizer; },
@@ -250,7 +256,7 @@ std::string known_keys(const std::string& group) {
   }
   if (group.empty())
     for (const char* g : {"model", "data", "batch", "optimizer", "balance", "mtp", "checkpoint", "eval", "guards",
-                          "fault_injection"})
+                          "dist", "fault_injection"})
       out += fmt::format(", {} {{...}}", g);
   return out;
 }

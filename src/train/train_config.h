@@ -67,6 +67,11 @@ struct TrainConfig {
     int64_t spike_window = 50;
     SpikeAction on_spike = SpikeAction::kSkip;
   } guards;
+  // Data-parallel runs (`holdfast train --workers N`); a single-process run ignores them.
+  struct Dist {
+    int64_t checksum_every = 10;  // cross-replica state checksums every this many steps; 0 = off
+    int64_t nan_reruns = 1;       // a step a rank voted down (non-finite) is re-run this often before the guard acts
+  } dist;
   int64_t log_every = 10;  // plain progress lines (no TTY) every this many steps
   std::string tokenizer;   // tokenizer.json (or its directory) copied into every checkpoint
   // Testing hooks, by global batch number b (1-based; b == step while no update was skipped).

@@ -54,6 +54,30 @@ struct StepResult {
   std::string event;   // "" or nan_skip, nan_rollback, spike_skip, spike_rollback
   std::string detail;  // for people
   int64_t tokens = 0;  // tokens in this step
+  std::vector<int> voted_no;  // data-parallel: ranks that voted against committing (last attempt)
+  int reruns = 0;             // data-parallel: times the step was re-run after a no vote
+};
+
+// The collective side of a data-parallel step (train/train_replica.cc implements it over a
+// dist::Group). Each micro-batch is computed by exactly one process; the step's gradient is the left
+// fold over j of every micro-batch's gradient and the losses are summed in j order, so the result is
+// the same bits however the micro-batches are spread over processes.
+class StepExchange {
+ public:
+  virtual ~StepExchange() = default;
+  // The micro-batches (increasing j) of n_micro that this process computes.
+  virtual std::vector<int64_t> my_micro_batches(int64_t n_micro) = 0;
+  // grads[t], losses[t]: micro-batch mine[t] of this process (flat gradients of n_values floats in
+  // Trainer's order). Sets `sum` to the fold of all n_micro gradients and returns all n_micro losses in
+  // j order.
+  virtual std::vector<LossResult> combine(int64_t n_micro, size_t n_values, const std::vector<int64_t>& mine,
+                                          const std::vector<std::vector<float>>& grads,
+                                          const std::vector<LossResult>& losses, std::vector<float>& sum) = 0;
+  // The commit vote before the update: every process says whether its own micro-batches were finite;
+  // returns the ranks that voted no (empty = commit), the same on every process.
+  virtual std::vector<int> vote(bool yes) = 0;
+  // Called before a voted-down step is re-run (attempt 1, 2, ...).
+  virtual void on_rerun(int64_t /*batch*/, const std::vector<int>& /*voted_no*/, int /*attempt*/) {}
 };
 
 class Trainer {
@@ -63,6 +87,13 @@ class Trainer {
           TrainState state);
 
   StepResult step();
+  // One data-parallel step: this process computes its micro-batches, `ex` combines them with the
+  // others', then the commit vote: a step any process votes down is re-run (dist.nan_reruns times),
+  // then judged non-finite by every process alike (guards.on_nan). A DistError thrown by `ex` leaves
+  // the state as it was.
+  StepResult step(StepExchange& ex);
+  // Testing (fault kind nan:R@S): this process's next micro-batch gradient gets a NaN, once.
+  void poison_next_gradient() { poison_next_ = true; }
   TrainState& state() { return state_; }
   const TrainState& state() const { return state_; }
   const LrSchedule& schedule() const { return schedule_; }
@@ -75,6 +106,12 @@ class Trainer {
  private:
   // Forward + backward of every micro-batch into grads_; returns their mean losses and summed load.
   LossResult accumulate(const MicroBatchPlan& plan);
+  // The same over every process of a data-parallel run; local_ok: this process's results were finite.
+  LossResult accumulate_shared(const MicroBatchPlan& plan, const std::vector<int64_t>& mine, StepExchange& ex,
+                               bool& local_ok);
+  MicroBatchPlan plan() const;
+  // Guards, AdamW and the router bias after the gradient is in grads_; voted_down forces "non-finite".
+  StepResult commit(StepResult res, bool voted_down);
   void rollback();
 
   Context& ctx_;
@@ -93,6 +130,9 @@ class Trainer {
     std::vector<double> spike_losses;
   } good_;
   bool keep_snapshot_;
+  bool poison_next_ = false;
+  std::vector<std::vector<float>> flat_mine_;  // data-parallel: this process's micro-batch gradients
+  std::vector<float> flat_sum_;
 };
 
 // The global batch of a step as rows (tests; Trainer builds the same rows per micro-batch).

@@ -146,6 +146,28 @@ TEST(Group, SlotReduceGivesTheSameBitsForEveryWorldSize) {
   }
 }
 
+TEST(Group, AllgatherBytesOfDifferentLengths) {
+  const int W = 3;
+  Shared out(W * 64);
+  expect_all(run_ranks(W, [&](int r, KvStore& store) {
+    Group g(store, opts(r, W));
+    std::vector<std::byte> mine(size_t(r) * 5);  // rank 0 sends nothing
+    for (size_t i = 0; i < mine.size(); ++i) mine[i] = std::byte(uint8_t(r * 16 + int(i)));
+    const auto all = g.allgather_bytes(mine);
+    if (all.size() != size_t(W)) throw Error("wrong count");
+    char* o = out.as<char>() + r * 64;
+    for (int q = 0; q < W; ++q) {
+      o[q] = char(all[size_t(q)].size());
+      for (size_t i = 0; i < all[size_t(q)].size(); ++i) o[8 + q * 16 + int(i)] = char(all[size_t(q)][i]);
+    }
+  }), kOk);
+  for (int r = 0; r < W; ++r)
+    for (int q = 0; q < W; ++q) {
+      ASSERT_EQ(out.as<char>()[r * 64 + q], char(q * 5)) << "rank " << r << " sees rank " << q;
+      for (int i = 0; i < q * 5; ++i) ASSERT_EQ(out.as<char>()[r * 64 + 8 + q * 16 + i], char(q * 16 + i));
+    }
+}
+
 TEST(Group, BroadcastAllgatherBarrier) {
   const int W = 3;
   Shared out(W * 64);

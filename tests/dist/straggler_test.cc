@@ -54,8 +54,11 @@ TEST(FaultPlan, ParsesEveryKindAndRejectsNonsense) {
   EXPECT_DOUBLE_EQ(s.factor, 3.5);
   EXPECT_EQ(s.inject_string(), "slow@5:3.5");
   EXPECT_EQ(parse_fault("segv:0@7", 1).inject_string(), "segv@7");
+  EXPECT_EQ(parse_fault("nan:2@4", 3).inject_string(), "nan@4");
+  EXPECT_EQ(parse_fault("bitflip:1@9", 3).inject_string(), "bitflip@9");
+  EXPECT_FALSE(parse_fault("bitflip:1@9", 3).external());
   for (const char* bad : {"kill", "kill:1", "boom:1@2", "kill:3@2", "kill:x@2", "kill:1@-2", "kill:1@2x3",
-                          "slow:1@2x0.5", "stop:1@"})
+                          "slow:1@2x0.5", "stop:1@", "nan:1@2x3", "bitflip:4@1"})
     EXPECT_THROW(parse_fault(bad, 3), InputError) << bad;
 }
 
