@@ -90,10 +90,25 @@ void match_segment(std::vector<const InjectedFault*>& faults, const std::vector<
   }
 }
 
-// disk-full: the trainer's "fault" event at the checkpoint step, then a later checkpoint (or the end).
-void match_disk_full(const InjectedFault& f, const std::vector<json>& metrics, Outcome& o, bool run_finished) {
+// disk-full: the trainer's disk_full fault in events.jsonl at the checkpoint step and its recovery;
+// else (a trainer without events) its "fault" line in metrics.jsonl, then a later checkpoint.
+void match_disk_full(const InjectedFault& f, const std::vector<json>& events, const std::vector<json>& metrics,
+                     Outcome& o, bool run_finished) {
   o.injected = f.injected;
   if (!f.injected) return;
+  for (const json& e : events) {
+    const std::string ev = event_text(e, "event");
+    if (event_text(e, "kind") != "disk_full" || int64_t(event_number(e, "step", -1)) != f.fault.step) continue;
+    if (ev == "fault" && !o.detected) {
+      o.detected = true;
+      o.detected_kind = "disk_full";
+      o.detect_ms = event_number(e, "detect_ms", -1);
+    } else if (ev == "recovered" && o.detected) {
+      o.recovered = true;
+      return;
+    }
+  }
+  if (o.detected) return;
   bool after = false;
   for (const json& m : metrics) {
     if (event_text(m, "kind") != "event") continue;
@@ -127,10 +142,11 @@ ChaosVerdict judge_chaos(const Scenario& s, const ChaosRun& run, const std::stri
     match_segment(mine, events, out, run.finished);
   }
   const std::vector<json> metrics = read_all_events(run_dir + "/metrics.jsonl");
+  const std::vector<json> all_events = read_all_events(run_dir + "/events.jsonl");
   for (const InjectedFault& f : run.faults) {
     Outcome& o = out[&f];
     if (f.fault.kind == "disk-full") {
-      match_disk_full(f, metrics, o, run.finished);
+      match_disk_full(f, all_events, metrics, o, run.finished);
     } else if (f.fault.side() == FaultSide::kHarness) {
       o = {.injected = f.injected, .detected = f.detected, .recovered = f.recovered,
            .steps_lost = f.resumed_step >= 0 ? std::max<int64_t>(0, f.step_at_fault - f.resumed_step) : 0,

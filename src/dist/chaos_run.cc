@@ -173,10 +173,12 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
       mine.push_back(&f);
       specs.push_back(f.fault);
     }
+    // Every run gets all of them: a re-run must be the same command (a training job's state layout tag
+    // covers its config), and a checkpoint step already written is not written again unless replayed.
     for (InjectedFault& f : run.faults)
-      if (f.fault.kind == "disk-full" && !f.injected && f.fault.step > resume_from && f.fault.step <= s.steps) {
+      if (f.fault.kind == "disk-full" && f.fault.step <= s.steps) {
         enospc.push_back(f.fault.step);
-        f.segment = seg;
+        if (!f.injected) f.segment = seg;
       }
     const bool last = !cut && !split;
     int64_t cut_step = cut ? std::max(cut->planned_step, resume_from + 2)
@@ -266,7 +268,7 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
     sr.max_step = std::max(sr.max_step, board.max_step());
     for (InjectedFault* f : mine) f->injected = sr.max_step >= f->fault.step - 1;
     for (InjectedFault& f : run.faults)
-      if (f.fault.kind == "disk-full" && f.segment == seg && sr.max_step >= f.fault.step) f.injected = true;
+      if (f.fault.kind == "disk-full" && !f.injected && sr.max_step >= f.fault.step) f.injected = true;
     sr.events_end = fs::exists(events_path) ? int64_t(fs::file_size(events_path)) : 0;
     resume_from = std::max<int64_t>(0, board.max_step());
     run.segments.push_back(sr);

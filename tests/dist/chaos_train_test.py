@@ -63,12 +63,15 @@ def main():
     for kind, n in kinds.items():
         row = s["by_kind"].get(kind, {})
         c.check(row.get("injected") == n and row.get("detected") == n and row.get("recovered") == n,
-                f"{kind}: want {n} injected/detected/recovered, got {row}")
+                f"{kind}: {n} injected, detected and recovered ({row})")
     det = {f["kind"]: f.get("detected_as") for f in s["faults"]}
-    c.check(det.get("nan") == "nan" and det.get("bitflip") == "sdc", f"detected as {det}")
+    c.check(det.get("nan") == "nan" and det.get("bitflip") == "sdc" and det.get("disk-full") == "disk_full",
+            f"detected as {det}")
+    sk = [f for f in s["faults"] if f["kind"] == "supervisor-kill"][0]
+    c.check(sk["steps_lost"] == 0, f"supervisor-kill: resumed from the snapshots, 0 steps lost ({sk})")
     for f in s["faults"]:
         if f["kind"] in ("nan", "bitflip", "kill", "segv", "stop", "exit", "hang", "disk-full"):
-            c.check(f["steps_lost"] == 0, f"{f['spec']}: {f['steps_lost']} steps lost")
+            c.check(f["steps_lost"] == 0, f"{f['spec']}: 0 steps lost (got {f['steps_lost']})")
     c.check(s["final_weights"]["equal"] and s["ok"], f"verdict: {s['problems']}")
     print(f"chaos on the training job: {time.time() - t0:.1f} s")
 
@@ -81,7 +84,7 @@ def main():
     c.check(r.returncode == 0, f"report: {r.stderr}")
     svg = open(os.path.join(run_dir, "loss.svg")).read()
     for tip in ("nan on rank 1", "sdc on rank 2", "killed on rank 1", "chaos supervisor-kill", "chaos ckpt-corrupt"):
-        c.check(f"<title>{tip}" in svg, f"loss.svg has no marker '{tip}'")
+        c.check(f"<title>{tip}" in svg, f"loss.svg marks '{tip}'")
     c.finish()
 
 
