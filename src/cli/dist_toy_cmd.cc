@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/dist_flags.h"
+#include "core/error.h"
 #include "dist/launcher.h"
 #include "dist/supervisor.h"
 
@@ -52,6 +53,10 @@ void add_dist_toy_command(CLI::App& app) {
   add_dist_flags(cmd, flags);
   cmd->callback([opts, flags] {
     dist::SupervisorOptions o = supervisor_options(*flags, opts->workers);
+    for (const dist::FaultSpec& f : o.faults)
+      if (f.kind == "nan" || f.kind == "bitflip")
+        throw InputError(fmt::format("dist-toy: fault kind {} needs a training job (holdfast train --workers N): the toy "
+                                     "job has no gradients to poison and compares no state checksums", f.kind));
     o.run_dir = opts->run;
     o.worker_argv = {dist::self_exe(), "worker", "--job", "toy", "--steps", std::to_string(opts->steps),
                      "--n", std::to_string(opts->n), "--slots", std::to_string(opts->slots),

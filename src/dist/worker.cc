@@ -244,6 +244,9 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
   verify_run(*store, env.token, env.timeout);
   Board board = Board::open(env.board_name);
   WorkerSlot& slot = board.slot(env.slot);
+  // A beat before the pid: the supervisor applies the heartbeat timeout from the moment it sees the
+  // pid, and building the replica (before this) may have taken longer than that timeout.
+  slot.beat_ns.store(monotonic_ns());
   slot.pid.store(getpid());
   slot.incarnation.store(env.incarnation);
   slot.set_phase(WorkerPhase::Starting, -1);

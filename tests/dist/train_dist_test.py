@@ -14,7 +14,9 @@ Checks:
     result is bitwise equal to the uninterrupted run. A second run on the live run directory is refused;
   * workers of two supervisors with different train configs refuse to train together;
   * two supervisors (one worker each) joined through a real Redis server (when redis-server is
-    installed), one worker killed: bitwise equal to the single-process-per-rank reference.
+    installed), one worker killed: bitwise equal to the single-process-per-rank reference;
+  * a store port in use, an unreachable rendezvous, guards.on_nan=rollback with --workers and --fault
+    without --workers are clear errors.
 
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; listens on 127.0.0.1 only.
 """
@@ -36,7 +38,7 @@ import train_fixture as fx  # noqa: E402
 
 STEPS = 24
 TIMEOUT_S = 240
-FAST = ["--heartbeat-ms", "1000", "--stall-ms", "3000", "--timeout-ms", "4000", "--rejoin-ms", "30000"]
+FAST = ["--heartbeat-ms", "1500", "--stall-ms", "4000", "--timeout-ms", "4000", "--rejoin-ms", "30000"]
 BASE = {
     "batch": {"global_batch": 6, "micro_batch": 1, "seq_len": 16},
     "steps": STEPS,
@@ -229,8 +231,27 @@ def main():
             server.kill()
             server.wait()
 
-    leftovers = sorted(set(glob.glob("/dev/shm/holdfast-*")) - shm_before)
-    c.check(not leftovers, "no shared memory left behind: %s" % leftovers)
+    # --- bad input ---------------------------------------------------------------------------------------
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    r = run(cmd(tmp, "busy", 1, "--store-port", str(busy.getsockname()[1])))
+    c.check(r.rc == 1 and "already in use" in r.err, "a store port in use is a clear error: " + r.err[-300:])
+    busy.close()
+    dead = free_port()
+    r = run(cmd(tmp, "dead", 1, "--rdzv", "redis://127.0.0.1:%d/r" % dead, "--token", token))
+    c.check(r.rc == 1 and "unreachable" in r.err and str(dead) in r.err, "an unreachable rendezvous is a clear error: "
+            + r.err[-300:])
+    r = run(cmd(tmp, "rollback", 2, guards={"on_nan": "rollback"}))
+    c.check(r.rc == 1 and "single-process" in r.err, "on_nan=rollback is refused with --workers: " + r.err[-300:])
+    r = fx.run(["train", "--config", config(tmp, "nofault"), "--fault", "kill:0@1"])
+    c.check(r.rc == 1 and "--workers" in r.err, "--fault without --workers is refused: " + r.err[-300:])
+
+    # This test's runs only (other runs may be live on the machine): each run names its board in rdzv.json.
+    prefixes = [json.load(open(f))["board"][: -len("board")] for f in glob.glob(os.path.join(tmp, "*", "rdzv.json"))]
+    leftovers = sorted(f for f in set(glob.glob("/dev/shm/holdfast-*")) - shm_before
+                       if any(f.startswith("/dev/shm" + p) for p in prefixes))
+    c.check(prefixes and not leftovers, "no shared memory left behind: %s" % leftovers)
     shutil.rmtree(tmp, ignore_errors=True)
     c.finish()
 
