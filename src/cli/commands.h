@@ -22,5 +22,7 @@ void add_report_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_worker_command(CLI::App& app);
 void add_dist_toy_command(CLI::App& app);
+void add_chaos_command(CLI::App& app);
+void add_status_command(CLI::App& app);
 
 }  // namespace holdfast::cli

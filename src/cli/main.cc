@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   holdfast::cli::add_quantize_command(app);
   holdfast::cli::add_worker_command(app);
   holdfast::cli::add_dist_toy_command(app);
+  holdfast::cli::add_chaos_command(app);
+  holdfast::cli::add_status_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -156,4 +156,20 @@ int64_t Snapshot::newest_step() const {
   return h->buf[g0 >= g1 ? 0 : 1].step.load();
 }
 
+int64_t Snapshot::corrupt_newest(const std::string& name) {
+  Snapshot s;
+  s.region_ = ShmRegion::open_existing(name);
+  if (s.region_.size() < kHeaderBytes) return -1;
+  Header* h = s.header();
+  if (h->magic != kMagic || s.region_.size() < kHeaderBytes + 2 * round_up(h->capacity)) return -1;
+  s.capacity_ = h->capacity;
+  const uint64_t g0 = h->buf[0].generation.load(), g1 = h->buf[1].generation.load();
+  if (g0 == 0 && g1 == 0) return -1;
+  const int i = g0 >= g1 ? 0 : 1;
+  const uint64_t size = h->buf[i].size.load();
+  if (size == 0 || size > s.capacity_) return -1;
+  s.buffer(i)[size / 2] ^= std::byte{0x5a};
+  return h->buf[i].step.load();
+}
+
 }  // namespace holdfast::dist

@@ -47,6 +47,12 @@ class Snapshot {
   // Step of the newest valid-looking buffer without copying or verifying (-1 when none).
   int64_t newest_step() const;
 
+  // Fault injection (the chaos harness's ckpt-corrupt): flips one byte in the middle of the newest
+  // buffer of the existing region `name`, leaving its published checksum as it was, so that read()
+  // must skip it. Returns that buffer's step, or -1 when the region holds no valid buffer. Only for
+  // a region no process is writing (its run's supervisor and workers are dead).
+  static int64_t corrupt_newest(const std::string& name);
+
  private:
   struct Header;
   Header* header() const;

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "train/report_charts.h"
+#include "train/report_faults.h"
 
 namespace holdfast::train {
 
@@ -111,6 +112,12 @@ std::string summary_table(const RunMetrics& m) {
   std::string ev;
   for (const auto& [name, n] : counts) ev += fmt::format("{}{} ×{}", ev.empty() ? "" : ", ", esc(name), n);
   rows.emplace_back("Events", ev.empty() ? "none" : ev);
+  if (!m.faults.empty()) {
+    int64_t recovered = 0;
+    for (const auto& f : m.faults) recovered += f.steps_lost >= 0;
+    rows.emplace_back("Faults (events.jsonl)", fmt::format("{}, {} with a recorded recovery",
+                                                           plural(int64_t(m.faults.size()), "fault", "faults"), recovered));
+  }
 
   std::string lines = fmt::format("{} lines", m.n_lines);
   if (m.n_bad_lines) {
@@ -147,6 +154,22 @@ std::string events_table(const RunMetrics& m) {
   return o + "</table>\n";
 }
 
+std::string faults_table(const RunMetrics& m) {
+  if (m.faults.empty()) return "";
+  std::string o = fmt::format("<h2>Faults</h2>\n<p class=\"muted\">{} from events.jsonl (the supervisor's log); "
+                              "marked on the loss chart.</p>\n",
+                              plural(int64_t(m.faults.size()), "fault", "faults"));
+  size_t begin = m.faults.size() > kMaxEventRows ? m.faults.size() - kMaxEventRows : 0;
+  o += "<table class=\"faults\">\n<tr><th>step</th><th>fault</th><th>rank</th><th>detail</th></tr>\n";
+  for (size_t i = begin; i < m.faults.size(); ++i) {
+    const FaultMark& f = m.faults[i];
+    o += fmt::format("<tr class=\"fault\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", f.step,
+                     esc(f.kind.empty() ? f.event : f.kind), f.rank >= 0 ? std::to_string(f.rank) : "",
+                     esc(describe_fault(f)));
+  }
+  return o + "</table>\n";
+}
+
 void write_atomically(const std::filesystem::path& path, const std::string& content) {
   const std::filesystem::path tmp = path.string() + ".tmp";
   {
@@ -177,13 +200,15 @@ ReportFiles render_report(const RunMetrics& m, const std::string& run_name) {
        "white is perfectly balanced. The line chart shows whether balancing improves over the run.</p>\n" +
        experts.xml + "\n";
   h += "<h2>Events</h2>\n" + events_table(m);
+  h += faults_table(m);
   h += "</body>\n</html>\n";
   return {std::move(h), svg::document(loss), svg::document(experts)};
 }
 
 void write_report(const std::string& run_dir) {
   const std::filesystem::path dir(run_dir);
-  const RunMetrics m = read_metrics((dir / "metrics.jsonl").string());
+  RunMetrics m = read_metrics((dir / "metrics.jsonl").string());
+  m.faults = read_fault_marks((dir / "events.jsonl").string());
   std::string name = std::filesystem::weakly_canonical(dir).filename().string();
   if (name.empty()) name = run_dir;
   const ReportFiles f = render_report(m, name);

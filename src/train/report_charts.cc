@@ -7,6 +7,8 @@
 #include <array>
 #include <cmath>
 
+#include "train/report_faults.h"
+
 namespace holdfast::train {
 
 namespace {
@@ -36,6 +38,22 @@ std::vector<svg::Marker> event_markers(const RunMetrics& m, bool labels) {
                    .color = event_color(e.event),
                    .faint = e.event == "checkpoint"};
     out.push_back(std::move(mk));
+  }
+  return out;
+}
+
+// Faults of events.jsonl as markers with their kind and rank: labelled on the loss chart, plain lines
+// on the others; the tooltip says how the fault was detected and recovered.
+std::vector<svg::Marker> fault_markers(const RunMetrics& m, bool labels) {
+  std::vector<svg::Marker> out;
+  size_t begin = m.faults.size() > kMaxMarkers ? m.faults.size() - kMaxMarkers : 0;
+  for (size_t i = begin; i < m.faults.size(); ++i) {
+    const FaultMark& f = m.faults[i];
+    out.push_back({.x = double(f.step),
+                   .label = labels ? fault_label(f) : "",
+                   .tooltip = describe_fault(f),
+                   .color = f.event == "straggler" ? "#a35200" : f.event == "chaos" ? "#6a3d9a" : "#b30000",
+                   .css_class = "fault"});
   }
   return out;
 }
@@ -136,6 +154,7 @@ svg::Svg loss_chart(const RunMetrics& m) {
     c.series.push_back(std::move(val));
   }
   c.markers = event_markers(m, true);
+  for (auto& mk : fault_markers(m, true)) c.markers.push_back(std::move(mk));
   return svg::render(c);
 }
 

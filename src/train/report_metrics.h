@@ -41,10 +41,23 @@ struct LoadBalanceSeries {
   std::vector<double> max_over_mean;
 };
 
+// A fault of a supervised run, from RUN/events.jsonl (dist/events.h) rather than metrics.jsonl: the
+// supervisor's detections ("fault": killed, segfault, hung, ...), stragglers, the chaos harness's own
+// faults ("chaos": supervisor-kill, ckpt-corrupt) and the trainer's numerical-fault events.
+struct FaultMark {
+  int64_t step = 0;
+  std::string event, kind;  // event name, and its "kind" field ("" when it has none)
+  int rank = -1;            // -1: not a worker fault
+  double detect_ms = kMissing, recovery_ms = kMissing;
+  int64_t steps_lost = -1;  // -1: no recovery recorded
+  std::string detail;
+};
+
 struct RunMetrics {
   std::vector<StepRecord> steps;  // in file order (steps repeat after a rollback or resume)
   std::vector<EvalRecord> evals;
   std::vector<EventRecord> events;
+  std::vector<FaultMark> faults;  // from events.jsonl (read_fault_marks), not from metrics.jsonl
   std::map<int, LoadBalanceSeries> load_balance;    // HF layer index -> series
   int64_t last_load_step = -1;                      // step of the latest line with expert_load
   std::map<int, std::vector<int64_t>> last_load;    // that line's expert_load

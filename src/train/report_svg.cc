@@ -303,8 +303,8 @@ Svg render(const LineChart& c) {
                        bottom - 6, x, bottom, m.color.empty() ? "#999" : m.color, title);
       continue;
     }
-    o += fmt::format(R"(<line class="event" x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="{}" stroke-dasharray="4,3" stroke-width="1.2">{}</line>)",
-                     x, top, x, bottom, m.color, title);
+    o += fmt::format(R"(<line class="{}" x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="{}" stroke-dasharray="4,3" stroke-width="1.2">{}</line>)",
+                     escape(m.css_class), x, top, x, bottom, m.color, title);
     if (m.label.empty()) continue;
     const double w = text_width(m.label, 5.6);
     const double tx = std::min(x + 3, right - w - 2);

@@ -41,6 +41,7 @@ struct Marker {
   double x = 0;
   std::string label, tooltip, color;
   bool faint = false;
+  std::string css_class = "event";  // class of the line: "event", or "fault" for a supervisor fault
 };
 
 struct LineChart {
