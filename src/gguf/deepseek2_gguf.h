@@ -36,7 +36,6 @@ void add_deepseek2_metadata(const model::DeepSeekConfig& cfg, OutType type, cons
 struct PlannedTensor {
   TensorDecl decl;
   std::function<void(int64_t begin, int64_t count, float* out)> rows;
-  std::string source;  // the checkpoint tensor(s) it comes from, for messages
 };
 // The deepseek2 tensors of the main model (MTP modules are not included). Appends fallback notes.
 std::vector<PlannedTensor> plan_deepseek2_tensors(const model::DeepSeekConfig& cfg, const model::ModelWeights& w,

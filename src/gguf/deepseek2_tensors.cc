@@ -74,7 +74,7 @@ class Planner {
 
   // A matrix-like tensor: its type follows --type; vectors and routers stay F32 (llama.cpp's converter keeps
   // n_dims <= 1 and ffn_gate_inp in F32). Q8_0 needs ne[0] % 32 == 0, else F16 as in llama.cpp's converter.
-  void add(std::string name, std::vector<int64_t> ne, RowFn rows, std::string source, bool keep_f32 = false) {
+  void add(std::string name, std::vector<int64_t> ne, RowFn rows, bool keep_f32 = false) {
     TensorType t = TensorType::kF32;
     if (ne.size() >= 2 && !keep_f32) {
       if (type_ == OutType::kF16) t = TensorType::kF16;
@@ -83,7 +83,7 @@ class Planner {
         if (t == TensorType::kF16) fallback_.push_back(name);
       }
     }
-    out_.push_back({{std::move(name), std::move(ne), t}, std::move(rows), std::move(source)});
+    out_.push_back({{std::move(name), std::move(ne), t}, std::move(rows)});
   }
 
   std::vector<PlannedTensor> finish() {
@@ -111,56 +111,54 @@ std::vector<PlannedTensor> plan_deepseek2_tensors(const model::DeepSeekConfig& c
   const int64_t H = c.hidden_size, V = c.vocab_size, nh = c.num_attention_heads, r = c.kv_lora_rank;
   const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim, dq = c.qk_head_dim();
   Planner p(type, notes);
-  p.add("token_embd.weight", {H, V}, matrix_rows(w.embed_tokens), "model.embed_tokens.weight");
-  p.add("output_norm.weight", {H}, vector_rows(w.norm), "model.norm.weight");
-  if (!c.tie_word_embeddings) p.add("output.weight", {H, V}, matrix_rows(w.lm_head), "lm_head.weight");
+  p.add("token_embd.weight", {H, V}, matrix_rows(w.embed_tokens));
+  p.add("output_norm.weight", {H}, vector_rows(w.norm));
+  if (!c.tie_word_embeddings) p.add("output.weight", {H, V}, matrix_rows(w.lm_head));
 
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const model::LayerWeights& l = w.layers[size_t(i)];
     const model::MlaWeights& a = l.self_attn;
-    const std::string b = fmt::format("blk.{}.", i), s = fmt::format("model.layers.{}.", i);
-    p.add(b + "attn_norm.weight", {H}, vector_rows(l.input_layernorm), s + "input_layernorm.weight");
+    const std::string b = fmt::format("blk.{}.", i);
+    p.add(b + "attn_norm.weight", {H}, vector_rows(l.input_layernorm));
     if (c.q_lora_rank) {
       const int64_t rq = *c.q_lora_rank;
-      p.add(b + "attn_q_a_norm.weight", {rq}, vector_rows(a.q_a_layernorm), s + "self_attn.q_a_layernorm.weight");
-      p.add(b + "attn_q_a.weight", {H, rq}, matrix_rows(a.q_a_proj->weight), s + "self_attn.q_a_proj.weight");
-      p.add(b + "attn_q_b.weight", {rq, nh * dq}, matrix_rows(a.q_b_proj->weight), s + "self_attn.q_b_proj.weight");
+      p.add(b + "attn_q_a_norm.weight", {rq}, vector_rows(a.q_a_layernorm));
+      p.add(b + "attn_q_a.weight", {H, rq}, matrix_rows(a.q_a_proj->weight));
+      p.add(b + "attn_q_b.weight", {rq, nh * dq}, matrix_rows(a.q_b_proj->weight));
     } else {
-      p.add(b + "attn_q.weight", {H, nh * dq}, matrix_rows(a.q_proj->weight), s + "self_attn.q_proj.weight");
+      p.add(b + "attn_q.weight", {H, nh * dq}, matrix_rows(a.q_proj->weight));
     }
-    p.add(b + "attn_kv_a_norm.weight", {r}, vector_rows(a.kv_a_layernorm), s + "self_attn.kv_a_layernorm.weight");
-    p.add(b + "attn_kv_a_mqa.weight", {H, r + dr}, matrix_rows(a.kv_a_proj_with_mqa.weight),
-          s + "self_attn.kv_a_proj_with_mqa.weight");
-    p.add(b + "attn_k_b.weight", {dn, r, nh}, k_b_rows(a.kv_b_proj, dn, dv), s + "self_attn.kv_b_proj.weight");
-    p.add(b + "attn_v_b.weight", {r, dv, nh}, v_b_rows(a.kv_b_proj, dn, dv), s + "self_attn.kv_b_proj.weight");
-    p.add(b + "attn_output.weight", {nh * dv, H}, matrix_rows(a.o_proj.weight), s + "self_attn.o_proj.weight");
-    p.add(b + "ffn_norm.weight", {H}, vector_rows(l.post_attention_layernorm), s + "post_attention_layernorm.weight");
+    p.add(b + "attn_kv_a_norm.weight", {r}, vector_rows(a.kv_a_layernorm));
+    p.add(b + "attn_kv_a_mqa.weight", {H, r + dr}, matrix_rows(a.kv_a_proj_with_mqa.weight));
+    p.add(b + "attn_k_b.weight", {dn, r, nh}, k_b_rows(a.kv_b_proj, dn, dv));
+    p.add(b + "attn_v_b.weight", {r, dv, nh}, v_b_rows(a.kv_b_proj, dn, dv));
+    p.add(b + "attn_output.weight", {nh * dv, H}, matrix_rows(a.o_proj.weight));
+    p.add(b + "ffn_norm.weight", {H}, vector_rows(l.post_attention_layernorm));
     if (l.mlp) {
       const int64_t I = c.intermediate_size;
-      p.add(b + "ffn_gate.weight", {H, I}, matrix_rows(l.mlp->gate_proj), s + "mlp.gate_proj.weight");
-      p.add(b + "ffn_up.weight", {H, I}, matrix_rows(l.mlp->up_proj), s + "mlp.up_proj.weight");
-      p.add(b + "ffn_down.weight", {I, H}, matrix_rows(l.mlp->down_proj), s + "mlp.down_proj.weight");
+      p.add(b + "ffn_gate.weight", {H, I}, matrix_rows(l.mlp->gate_proj));
+      p.add(b + "ffn_up.weight", {H, I}, matrix_rows(l.mlp->up_proj));
+      p.add(b + "ffn_down.weight", {I, H}, matrix_rows(l.mlp->down_proj));
       continue;
     }
     const model::MoeWeights& m = *l.moe;
     const int64_t E = c.n_routed_experts, Im = c.moe_intermediate_size, Is = Im * c.n_shared_experts;
-    p.add(b + "ffn_gate_inp.weight", {H, E}, matrix_rows(m.gate), s + "mlp.gate.weight", /*keep_f32=*/true);
+    p.add(b + "ffn_gate_inp.weight", {H, E}, matrix_rows(m.gate), /*keep_f32=*/true);
     if (!m.e_score_correction_bias.empty())
-      p.add(b + "exp_probs_b.bias", {E}, vector_rows(m.e_score_correction_bias), s + "mlp.gate.e_score_correction_bias");
+      p.add(b + "exp_probs_b.bias", {E}, vector_rows(m.e_score_correction_bias));
     std::vector<WeightRef> gate, up, down;
     for (const model::MlpWeights& e : m.experts) {
       gate.push_back(e.gate_proj);
       up.push_back(e.up_proj);
       down.push_back(e.down_proj);
     }
-    const std::string ex = s + "mlp.experts.*.";
-    p.add(b + "ffn_gate_exps.weight", {H, Im, E}, stacked_rows(std::move(gate)), ex + "gate_proj.weight");
-    p.add(b + "ffn_up_exps.weight", {H, Im, E}, stacked_rows(std::move(up)), ex + "up_proj.weight");
-    p.add(b + "ffn_down_exps.weight", {Im, H, E}, stacked_rows(std::move(down)), ex + "down_proj.weight");
+    p.add(b + "ffn_gate_exps.weight", {H, Im, E}, stacked_rows(std::move(gate)));
+    p.add(b + "ffn_up_exps.weight", {H, Im, E}, stacked_rows(std::move(up)));
+    p.add(b + "ffn_down_exps.weight", {Im, H, E}, stacked_rows(std::move(down)));
     const model::MlpWeights& sh = *m.shared_experts;
-    p.add(b + "ffn_gate_shexp.weight", {H, Is}, matrix_rows(sh.gate_proj), s + "mlp.shared_experts.gate_proj.weight");
-    p.add(b + "ffn_up_shexp.weight", {H, Is}, matrix_rows(sh.up_proj), s + "mlp.shared_experts.up_proj.weight");
-    p.add(b + "ffn_down_shexp.weight", {Is, H}, matrix_rows(sh.down_proj), s + "mlp.shared_experts.down_proj.weight");
+    p.add(b + "ffn_gate_shexp.weight", {H, Is}, matrix_rows(sh.gate_proj));
+    p.add(b + "ffn_up_shexp.weight", {H, Is}, matrix_rows(sh.up_proj));
+    p.add(b + "ffn_down_shexp.weight", {Is, H}, matrix_rows(sh.down_proj));
   }
   return p.finish();
 }

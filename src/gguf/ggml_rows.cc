@@ -1,5 +1,6 @@
 #include "gguf/ggml_rows.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 

@@ -90,7 +90,7 @@ expect_error() {
   echo "  ok $name: $(head -c 300 "$work/$name.err" | head -n 1)"
 }
 expect_error type "--type: unsupported GGUF type 'q4_0'" export gguf --model "$work/v2" --out "$work/x.gguf" --type q4_0
-expect_error no-sub "export" export
+expect_error no-sub "subcommand" export
 mkdir -p "$work/v3-biased" "$work/mixed" "$work/glg" "$work/noshared" "$work/mscale" "$work/notok" "$work/bigtok"
 cp "$src/tests/oracle/configs/tiny_v3.json" "$work/v3-biased/config.json"
 expect_error bias "'attention_bias' = true" export gguf --model "$work/v3-biased" --out "$work/x.gguf"

@@ -128,7 +128,7 @@ std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / ("holdfast_gguf_" + std::to_string(::getpid()) + "_" + name)).string();
 }
 
-std::span<const uint8_t> as_bytes(const void* p, size_t n) { return {static_cast<const uint8_t*>(p), n}; }
+std::span<const uint8_t> bytes_of(const void* p, size_t n) { return {static_cast<const uint8_t*>(p), n}; }
 
 TEST(GgufWriter, RoundTripsMetadataTensorsAndAlignment) {
   for (const uint32_t alignment : {32u, 64u}) {
@@ -161,7 +161,7 @@ TEST(GgufWriter, RoundTripsMetadataTensorsAndAlignment) {
       // Out of order and in slices, as the exporter writes them.
       w.write("q.weight", 34 * 2, std::span(q8).subspan(34 * 2));
       w.write("m.weight", 0, mat16);
-      w.write("v.weight", 0, as_bytes(vec.data(), 20));
+      w.write("v.weight", 0, bytes_of(vec.data(), 20));
       w.write("q.weight", 0, std::span(q8).first(34 * 2));
       w.finish();
     }
@@ -228,7 +228,7 @@ TEST(GgufRows, Q8_0MatchesGgmlReferenceBlocks) {
     int max_q = 0;
     for (int64_t j = 0; j < 32; ++j) {
       const int8_t qj = int8_t(q[b * 34 + 2 + j]);
-      EXPECT_EQ(qj, int8_t(std::roundf(x[b * 32 + j] / (amax / 127)))) << "block " << b << " value " << j;
+      EXPECT_EQ(qj, int8_t(std::roundf(x[b * 32 + j] * (1.0f / (amax / 127))))) << "block " << b << " value " << j;
       max_q = std::max(max_q, std::abs(int(qj)));
       EXPECT_LE(std::fabs(back[b * 32 + j] - x[b * 32 + j]), d / 2 + std::fabs(x[b * 32 + j]) * 1e-3f);
     }
@@ -267,29 +267,28 @@ TEST(GgufWriter, RejectsBadDeclarationsAndIncompleteData) {
   Metadata m;
   m.set_u32("a", 1);
   EXPECT_NE(error_of([&] { m.set_u32("a", 2); }).find("duplicate key 'a'"), std::string::npos);
-  EXPECT_NE(error_of([&] { StreamWriter(path, m, {{"t", {48, 2}, TensorType::kQ8_0}}); }).find("tensor 't'"),
+  auto open_error = [&](const std::string& p, const Metadata& meta, const std::vector<TensorDecl>& decls) {
+    return error_of([&] { StreamWriter w(p, meta, decls); });
+  };
+  EXPECT_NE(open_error(path, m, {{"t", {48, 2}, TensorType::kQ8_0}}).find("tensor 't'"), std::string::npos);
+  EXPECT_NE(open_error(path, m, {{"t", {4}, TensorType::kF32}, {"t", {4}, TensorType::kF32}}).find("duplicate tensor 't'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { StreamWriter(path, m, {{"t", {4}, TensorType::kF32}, {"t", {4}, TensorType::kF32}}); })
-                .find("duplicate tensor 't'"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { StreamWriter(path, m, {{"t", {4, 0}, TensorType::kF32}}); }).find("dim of 0"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { StreamWriter("/nonexistent-dir/x.gguf", m, {{"t", {4}, TensorType::kF32}}); })
-                .find("/nonexistent-dir/x.gguf"),
+  EXPECT_NE(open_error(path, m, {{"t", {4, 0}, TensorType::kF32}}).find("dim of 0"), std::string::npos);
+  EXPECT_NE(open_error("/nonexistent-dir/x.gguf", m, {{"t", {4}, TensorType::kF32}}).find("/nonexistent-dir/x.gguf"),
             std::string::npos);
   {
     StreamWriter w(path, m, {{"t", {4}, TensorType::kF32}, {"u", {2, 2}, TensorType::kF16}});
     const float v[4] = {1, 2, 3, 4};
-    EXPECT_NE(error_of([&] { w.write("nope", 0, as_bytes(v, 4)); }).find("'nope' was not declared"), std::string::npos);
-    EXPECT_NE(error_of([&] { w.write("t", 8, as_bytes(v, 16)); }).find("outside tensor 't'"), std::string::npos);
-    w.write("t", 0, as_bytes(v, 16));
+    EXPECT_NE(error_of([&] { w.write("nope", 0, bytes_of(v, 4)); }).find("'nope' was not declared"), std::string::npos);
+    EXPECT_NE(error_of([&] { w.write("t", 8, bytes_of(v, 16)); }).find("outside tensor 't'"), std::string::npos);
+    w.write("t", 0, bytes_of(v, 16));
     EXPECT_NE(error_of([&] { w.finish(); }).find("tensor 'u' received 0 of its 8 bytes"), std::string::npos);
   }
   EXPECT_FALSE(fs::exists(path));
   EXPECT_FALSE(fs::exists(path + ".tmp"));
   Metadata odd;
   odd.set_u32("general.alignment", 24);
-  EXPECT_NE(error_of([&] { StreamWriter(path, odd, {}); }).find("power of two"), std::string::npos);
+  EXPECT_NE(open_error(path, odd, {}).find("power of two"), std::string::npos);
 }
 
 }  // namespace
