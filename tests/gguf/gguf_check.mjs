@@ -183,12 +183,18 @@ function values(name) {
   if (!t) fail(`${refDir}: reference tensor '${name}' is missing (quantized sources need --ref)`);
   const [b0, b1] = t.data_offsets, n = (b1 - b0) / { F32: 4, BF16: 2, F16: 2, F8_E4M3: 1 }[t.dtype];
   if (!Number.isInteger(n)) fail(`${name}: dtype ${t.dtype} is not a float type this checker reads`);
-  const out = new Float32Array(n), at = t.base + b0;
-  for (let i = 0; i < n; ++i) {
-    if (t.dtype === 'F32') out[i] = t.buf.readFloatLE(at + 4 * i);
-    else if (t.dtype === 'BF16') { const u = new Uint32Array([t.buf.readUInt16LE(at + 2 * i) << 16]); out[i] = new Float32Array(u.buffer)[0]; }
-    else if (t.dtype === 'F16') out[i] = f16ToF32(t.buf.readUInt16LE(at + 2 * i));
-    else out[i] = e4m3ToF32(t.buf.readUInt8(at + i));
+  const at = t.base + b0;
+  let out;
+  if (t.dtype === 'F32') {
+    out = new Float32Array(t.buf.buffer.slice(t.buf.byteOffset + at, t.buf.byteOffset + at + 4 * n));
+  } else if (t.dtype === 'BF16') {  // bf16 bits are the top half of the f32 bits
+    const u = new Uint32Array(n);
+    for (let i = 0; i < n; ++i) u[i] = t.buf.readUInt16LE(at + 2 * i) << 16;
+    out = new Float32Array(u.buffer);
+  } else {
+    out = new Float32Array(n);
+    for (let i = 0; i < n; ++i)
+      out[i] = t.dtype === 'F16' ? f16ToF32(t.buf.readUInt16LE(at + 2 * i)) : e4m3ToF32(t.buf.readUInt8(at + i));
   }
   if (t.dtype === 'F8_E4M3') {  // W = fp8(Wq) · scale_inv[i / 128][j / 128] (MODEL-SPEC §2.5)
     const sc = values(name + '_scale_inv'), cols = t.shape[1], scols = sc.shape[1];
