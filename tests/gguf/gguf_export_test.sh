@@ -27,6 +27,7 @@ cd "$src"  # node resolves @huggingface/gguf from the repository's node_modules
 # jq-free config edits: edit_config IN OUT 'js expression on c'
 edit_config() { node -e 'const fs=require("fs"); const c=JSON.parse(fs.readFileSync(process.argv[1])); '"$3"'; fs.writeFileSync(process.argv[2], JSON.stringify(c, null, 2));' "$1" "$2"; }
 
+mkdir -p "$work/tok"
 "$hf" tokenizer train --input "$src/README.md" --vocab-size 300 --out "$work/tok/tokenizer.json" --threads 2 2>/dev/null \
   || fail "tokenizer training failed"
 with_tok() { cp "$work/tok/tokenizer.json" "$work/tok/tokenizer_config.json" "$1/"; }
