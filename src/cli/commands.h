@@ -20,6 +20,7 @@ void add_data_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_export_command(CLI::App& app);  // `export gguf`
 void add_worker_command(CLI::App& app);
 void add_dist_toy_command(CLI::App& app);
 void add_chaos_command(CLI::App& app);

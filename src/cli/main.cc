@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   holdfast::cli::add_train_command(app);
   holdfast::cli::add_report_command(app);
   holdfast::cli::add_quantize_command(app);
+  holdfast::cli::add_export_command(app);
   holdfast::cli::add_worker_command(app);
   holdfast::cli::add_dist_toy_command(app);
   holdfast::cli::add_chaos_command(app);
