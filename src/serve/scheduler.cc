@@ -17,7 +17,7 @@ namespace {
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Latent cache bytes per token: the main layers, plus the MTP layer when it drafts.
-int64_t kv_bytes_per_token(const Engine& engine, const SchedulerOptions& opts) {
+int64_t pool_bytes_per_token(const Engine& engine, const SchedulerOptions& opts) {
   const auto& cfg = engine.model->config();
   if (opts.speculative && cfg.num_nextn_predict_layers < 1)
     throw ConfigError("speculative decoding drafts with an MTP module, and this checkpoint has none "
@@ -85,8 +85,8 @@ Scheduler::Scheduler(const Engine& engine, SchedulerOptions opts, Metrics& metri
       opts_(opts),
       metrics_(metrics),
       ctx_(opts.threads),
-      pool_(opts.kv_budget_bytes / (opts.block_tokens * kv_bytes_per_token(engine, opts)), opts.block_tokens,
-            kv_bytes_per_token(engine, opts)),
+      pool_(opts.kv_budget_bytes / (opts.block_tokens * pool_bytes_per_token(engine, opts)), opts.block_tokens,
+            pool_bytes_per_token(engine, opts)),
       prefix_(pool_, opts.prefill_chunk, engine.model->config().num_hidden_layers,
               engine.model->config().kv_lora_rank + engine.model->config().qk_rope_head_dim,
               opts.speculative ? engine.model->config().hidden_size : 0) {

@@ -44,7 +44,9 @@ Sampler with_history(const SamplingOptions& o, uint64_t seed) {
 
 void expect_frequencies(const std::vector<int64_t>& counts, const std::vector<double>& p, int64_t n) {
   for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] == 0) EXPECT_EQ(counts[i], 0) << "id " << i;
+    if (p[i] == 0) {
+      EXPECT_EQ(counts[i], 0) << "id " << i;
+    }
     EXPECT_NEAR(double(counts[i]) / double(n), p[i], 4 * std::sqrt(p[i] * (1 - p[i]) / double(n)) + 1e-12)
         << "id " << i;
   }
@@ -88,7 +90,9 @@ TEST(SamplerSpeculative, VerifiedDraftsAreDistributedLikeSample) {
       ASSERT_GT(q[d], 0);
       bool accepted = false;
       const int32_t id = s.verify(kLogits, q, d, &accepted, nullptr);
-      if (accepted) EXPECT_EQ(id, d);
+      if (accepted) {
+        EXPECT_EQ(id, d);
+      }
       kept += accepted;
       ++counts[id];
     }
