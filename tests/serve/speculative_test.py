@@ -56,7 +56,7 @@ def make_model(tmp, name, nextn):
 class Server:
     def __init__(self, tmp, name, *args):
         self.log = open(os.path.join(tmp, name + ".log"), "w+")
-        self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--threads", "1", *args], stdout=self.log,
+        self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--threads", "1", "--served-model-name", "m", *args], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         for _ in range(400):
             self.log.seek(0)
