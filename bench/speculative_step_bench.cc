@@ -1,7 +1,7 @@
 // Cost of the pieces of one MTP speculative decoding step against one plain decode step, on a
 // checkpoint with an MTP module: forward of one token, Model::decode of the verify pair [token, draft],
 // and Model::mtp_decode of one and two rows. Prints one JSON line per case (median microseconds over
-// --runs calls, each on a fresh copy of a prefilled cache so the context stays the same) and the
+// --runs calls, cases interleaved, each on a fresh copy of a prefilled cache so the context stays the same) and the
 // step-cost ratio speculative / plain; speculation pays off when tokens per verify step exceed it.
 //
 //   build/speculative_step_bench --model DIR [--threads 2] [--context 64] [--runs 200]
@@ -23,16 +23,23 @@ namespace {
 using namespace holdfast;
 using Clock = std::chrono::steady_clock;
 
-double median_us(int runs, const std::function<void()>& setup, const std::function<void()>& body) {
-  std::vector<double> t;
-  for (int i = 0; i < runs; ++i) {
-    setup();
-    const auto t0 = Clock::now();
-    body();
-    t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+// Runs the cases round-robin (so load changes hit them alike); returns the median microseconds of each.
+std::vector<double> median_us(int runs, const std::function<void()>& setup,
+                              const std::vector<std::function<void()>>& cases) {
+  std::vector<std::vector<double>> t(cases.size());
+  for (int i = 0; i < runs; ++i)
+    for (size_t c = 0; c < cases.size(); ++c) {
+      setup();
+      const auto t0 = Clock::now();
+      cases[c]();
+      t[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+  std::vector<double> med;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    med.push_back(v[v.size() / 2]);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return med;
 }
 
 }  // namespace
@@ -73,13 +80,13 @@ int main(int argc, char** argv) {
   model::KVCache* const self[2] = {&c, &c};
   const int64_t head0[1] = {0}, head1[1] = {1};
 
-  const double fwd = median_us(runs, reset, [&] { m->forward(ctx, one, c, model::MlaForm::kAbsorb, logits.data(), false); });
-  const double dec1 = median_us(runs, reset, [&] { m->decode(ctx, one, std::span(self, 1), logits.data()); });
-  const double dec2 = median_us(runs, reset, [&] { m->decode(ctx, two, self, logits.data(), h2.data()); });
-  const double mtp1 = median_us(runs, reset, [&] {
-    m->mtp_decode(ctx, 1, one, h2.data(), std::span(self, 1), head0, logits.data());
-  });
-  const double mtp2 = median_us(runs, reset, [&] { m->mtp_decode(ctx, 1, two, h2.data(), self, head1, logits.data()); });
+  const std::vector<double> us = median_us(runs, reset, {
+      [&] { m->forward(ctx, one, c, model::MlaForm::kAbsorb, logits.data(), false); },
+      [&] { m->decode(ctx, one, std::span(self, 1), logits.data()); },
+      [&] { m->decode(ctx, two, self, logits.data(), h2.data()); },
+      [&] { m->mtp_decode(ctx, 1, one, h2.data(), std::span(self, 1), head0, logits.data()); },
+      [&] { m->mtp_decode(ctx, 1, two, h2.data(), self, head1, logits.data()); }});
+  const double fwd = us[0], dec1 = us[1], dec2 = us[2], mtp1 = us[3], mtp2 = us[4];
   auto line = [&](const char* c, double us) {
     fmt::print("{{\"bench\":\"speculative_step\",\"case\":\"{}\",\"context\":{},\"threads\":{},\"median_us\":{:.1f}}}\n",
                c, context, threads, us);

@@ -46,7 +46,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Worker threads")->check(CLI::Range(1, 256));
   cmd->add_option("--speculative", o->speculative,
                   "mtp: draft each next token with the checkpoint's MTP module and verify it in the next forward "
-                  "(same greedy output, same sampling distribution; pays off when the MTP head is trained); off: plain")
+                  "(same greedy output, same sampling distribution; reports the acceptance rate); off (default): plain. It pays "
+                  "only when decode is bound by reading the weights and the MTP head is trained")
       ->check(CLI::IsMember({"off", "mtp"}));
   cmd->callback([o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) throw InputError("give --prompt or --prompt-ids");
