@@ -1,5 +1,6 @@
-// holdfast generate: prefill a prompt into the latent KV cache, then decode token by token,
-// streaming text to stdout and reporting prefill/decode speed on stderr.
+// holdfast generate: prefill a prompt into the latent KV cache, then decode token by token (or with MTP
+// speculative decoding, model/generate.h), streaming text to stdout and reporting prefill/decode speed
+// (and the draft acceptance rate) on stderr.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
+#include "model/generate.h"
 #include "model/sampling.h"
 #include "model/transformer.h"
 #include "tokenizer/chat_template.h"
@@ -17,15 +19,9 @@
 
 namespace holdfast::cli {
 
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
-
 void add_generate_command(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_ids, tokenizer;
+    std::string model, prompt, prompt_ids, tokenizer, speculative = "off";
     int64_t max_tokens = 64;
     float temperature = 0.0f, top_p = 1.0f;
     int64_t top_k = 0;
@@ -48,6 +44,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--chat", o->chat, "Wrap the prompt in the DeepSeek chat template");
   cmd->add_flag("--ids", o->ids, "Print generated ids as one JSON line {\"ids\": [...]} instead of text");
   cmd->add_option("--threads", o->threads, "Worker threads")->check(CLI::Range(1, 256));
+  cmd->add_option("--speculative", o->speculative,
+                  "mtp: draft each next token with the checkpoint's MTP module and verify it in the next forward "
+                  "(same greedy output, same sampling distribution; reports the acceptance rate); off (default): plain. It pays "
+                  "only when decode is bound by reading the weights and the MTP head is trained")
+      ->check(CLI::IsMember({"off", "mtp"}));
   cmd->callback([o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) throw InputError("give --prompt or --prompt-ids");
     auto m = model::Model::load(o->model);
@@ -71,38 +72,36 @@ void add_generate_command(CLI::App& app) {
 
     Context ctx(o->threads);
     Rng rng(o->seed);
-    const model::SamplingParams sp{.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p};
-    model::KVCache cache = m->new_cache();
-    std::vector<float> logits(cfg.vocab_size);
-    std::vector<int32_t> out_ids;
+    model::GenerateOptions go{
+        .sampling = {.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p},
+        .max_tokens = o->max_tokens,
+        // Checkpoints pad the embedding beyond the tokenizer (V3: 129280 rows, 128815 ids): never sample padding.
+        .n_sampled = tok ? std::min<int64_t>(tok->vocab_size(), cfg.vocab_size) : cfg.vocab_size,
+        .stop_ids = cfg.eos_token_ids,
+        .speculative = o->speculative == "mtp"};
+    if (go.speculative && cfg.num_nextn_predict_layers < 1)
+      throw ConfigError(fmt::format("--speculative mtp: {}/config.json has num_nextn_predict_layers = 0 (no MTP "
+                                    "module to draft with)", o->model));
     tokenizer::Utf8Stream stream;
-
-    auto t0 = std::chrono::steady_clock::now();
-    m->forward(ctx, prompt, cache, model::MlaForm::kNaive, logits.data(), /*all_logits=*/false);
-    const double prefill_s = seconds_since(t0);
-    auto t1 = std::chrono::steady_clock::now();
-    // Checkpoints pad the embedding beyond the tokenizer (V3: 129280 rows, 128815 ids): never sample padding.
-    const int64_t n_sampled = tok ? std::min<int64_t>(tok->vocab_size(), cfg.vocab_size) : cfg.vocab_size;
-    for (int64_t i = 0; i < o->max_tokens; ++i) {
-      const int32_t next = model::sample_token(std::span(logits).first(n_sampled), sp, rng);
-      out_ids.push_back(next);
-      const bool eos = std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), next) != cfg.eos_token_ids.end();
+    model::GenerateStats st;
+    const std::vector<int32_t> out_ids = model::generate(ctx, *m, prompt, go, rng, &st, [&](int32_t id) {
+      const bool eos = std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), id) != cfg.eos_token_ids.end();
       if (!o->ids && tok && !eos) {
-        fmt::print("{}", stream.push(tok->token_bytes(next)));
+        fmt::print("{}", stream.push(tok->token_bytes(id)));
         std::fflush(stdout);
       }
-      if (eos || i + 1 == o->max_tokens) break;
-      const int32_t one[1] = {next};
-      m->forward(ctx, one, cache, model::MlaForm::kAbsorb, logits.data(), false);
-    }
-    const double decode_s = seconds_since(t1);
+    });
     if (o->ids) fmt::print("{}\n", nlohmann::json{{"ids", out_ids}}.dump());
     else if (tok) fmt::print("{}\n", stream.flush());
     else fmt::print("{}\n", nlohmann::json(out_ids).dump());
     const int64_t n_decoded = int64_t(out_ids.size()) - 1;  // the first token came from prefill
     fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s)\n",
-               prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9), n_decoded, decode_s,
-               n_decoded / std::max(decode_s, 1e-9));
+               prompt.size(), st.prefill_s, prompt.size() / std::max(st.prefill_s, 1e-9), n_decoded, st.decode_s,
+               n_decoded / std::max(st.decode_s, 1e-9));
+    if (go.speculative)
+      fmt::print(stderr, "speculative (mtp): {} drafts, {} accepted (acceptance {:.1f}%), {:.2f} tokens per forward\n",
+                 st.drafted, st.accepted, 100.0 * st.accepted / std::max<int64_t>(st.drafted, 1),
+                 double(n_decoded) / std::max<int64_t>(st.steps, 1));
   });
 }
 

@@ -16,7 +16,7 @@ namespace holdfast::cli {
 
 void add_serve_command(CLI::App& app) {
   struct Opts {
-    std::string model, host = "127.0.0.1", api_key, name;
+    std::string model, host = "127.0.0.1", api_key, name, speculative = "off";
     int port = 8000, max_batch = 64, max_queue = 256, threads = 2, max_n = 16;
     int64_t kv_budget_mb = 1024, prefill_chunk = 64, block_tokens = 16, max_step_tokens = 512;
     double timeout_s = 600, max_body_mb = 4;
@@ -42,6 +42,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--request-timeout", o->timeout_s, "Seconds before a request is cut off")->check(CLI::PositiveNumber);
   cmd->add_option("--max-body-mb", o->max_body_mb, "Largest accepted request body in MiB")->check(CLI::PositiveNumber);
   cmd->add_flag("--no-prefix-cache", o->no_prefix_cache, "Disable prefix caching of prompt chunks");
+  cmd->add_option("--speculative", o->speculative,
+                  "mtp: each decode step verifies a token drafted by the checkpoint's MTP module (two rows per "
+                  "sequence; greedy output unchanged, sampling distribution unchanged); off: one row per sequence")
+      ->check(CLI::IsMember({"off", "mtp"}));
   cmd->callback([o] {
     if (o->prefill_chunk % o->block_tokens != 0)
       throw InputError(fmt::format("--prefill-chunk {} is not a multiple of {}", o->prefill_chunk, o->block_tokens));
@@ -62,7 +66,8 @@ void add_serve_command(CLI::App& app) {
                                {.max_batch = o->max_batch, .max_queue = o->max_queue,
                                 .kv_budget_bytes = o->kv_budget_mb << 20, .block_tokens = o->block_tokens,
                                 .prefill_chunk = o->prefill_chunk, .max_step_tokens = o->max_step_tokens,
-                                .threads = o->threads, .prefix_cache = !o->no_prefix_cache},
+                                .threads = o->threads, .prefix_cache = !o->no_prefix_cache,
+                                .speculative = o->speculative == "mtp"},
                                metrics);
     serve::http::Server server(*engine, scheduler, metrics,
                                {.host = o->host, .port = o->port, .api_key = o->api_key,
@@ -75,10 +80,10 @@ void add_serve_command(CLI::App& app) {
                o->threads);
     fmt::print(stderr,
                "holdfast serve: KV cache budget {} MiB = {} blocks x {} tokens ({} bytes/token, {} tokens in all); "
-               "max batch {}, queue {}, prefill chunk {}, prefix cache {}\n",
+               "max batch {}, queue {}, prefill chunk {}, prefix cache {}, speculative {}\n",
                o->kv_budget_mb, pool.total(), pool.block_tokens(), pool.bytes_per_token(),
                pool.total() * pool.block_tokens(), o->max_batch, o->max_queue, o->prefill_chunk,
-               o->no_prefix_cache ? "off" : "on");
+               o->no_prefix_cache ? "off" : "on", o->speculative);
     fmt::print(stderr, "holdfast serve: listening on http://{}:{}\n", o->host, port);
     std::fflush(stderr);
     std::thread sig_thread([&] {

@@ -14,6 +14,14 @@ struct LayerCache {
 
 struct KVCache {
   KVCache(int64_t n_layers, int64_t width) : width(width), layers(n_layers) {}
+  // Forgets positions >= length in layers [0, n_layers) (a rejected speculative draft; no-op if shorter).
+  void truncate(int64_t n_layers, int64_t length) {
+    for (int64_t l = 0; l < n_layers; ++l)
+      if (layers[l].length > length) {
+        layers[l].length = length;
+        layers[l].data.resize(length * width);
+      }
+  }
   int64_t width;  // kv_lora_rank + qk_rope_head_dim
   std::vector<LayerCache> layers;  // main layers, then MTP layers
 };

@@ -86,9 +86,10 @@ constexpr int64_t kDecodeQueryRows = 8;
 }  // namespace
 
 void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const float* ql, int64_t S,
-                          const LayerCache& cache, float* o_lat) {
+                          const LayerCache& cache, int64_t n_kv, float* o_lat) {
   const int64_t nh = cfg.num_attention_heads, r = cfg.kv_lora_rank, width = r + cfg.qk_rope_head_dim;
-  const int64_t n_kv = cache.length, p0 = n_kv - S;
+  HOLDFAST_CHECK(n_kv >= S && n_kv <= cache.length, "{} queries over {} keys of a cache of {}", S, n_kv, cache.length);
+  const int64_t p0 = n_kv - S;
   const float* cached = cache.data.data();
   if (S <= kDecodeQueryRows) {
     // Decode and speculative verification: each query token on its own over its causal prefix, so a
@@ -169,7 +170,7 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
   } else {
     std::vector<float> ql(S * nh * width), o_lat(S * nh * r);
     mla_absorb_queries(ctx, cfg, w, q.data(), S, ql.data(), kernels::Rows::kAny);
-    mla_latent_attention(ctx, cfg, rope, ql.data(), S, cache, o_lat.data());
+    mla_latent_attention(ctx, cfg, rope, ql.data(), S, cache, cache.length, o_lat.data());
     mla_expand_values(ctx, cfg, w, o_lat.data(), S, o.data(), kernels::Rows::kAny);
   }
   linear_forward(ctx, o.data(), S, w.o_proj, out);
@@ -183,10 +184,15 @@ void mla_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope,
   constexpr auto kRows = kernels::Rows::kIndependent;
   std::vector<float> q(n * nh * dq), ckv(n * width), ql(n * nh * width), o_lat(n * nh * r), o(n * nh * dv);
   mla_project(ctx, cfg, w, x, n, q.data(), ckv.data(), kRows, nullptr);
-  for (int64_t i = 0; i < n; ++i) mla_append(cfg, rope, w, ckv.data() + i * width, 1, q.data() + i * nh * dq, *caches[i]);
+  // In row order, so rows of one cache land at its next positions; n_kv[i]: the keys row i sees.
+  std::vector<int64_t> n_kv(n);
+  for (int64_t i = 0; i < n; ++i) {
+    mla_append(cfg, rope, w, ckv.data() + i * width, 1, q.data() + i * nh * dq, *caches[i]);
+    n_kv[i] = caches[i]->length;
+  }
   mla_absorb_queries(ctx, cfg, w, q.data(), n, ql.data(), kRows);
   for (int64_t i = 0; i < n; ++i)
-    mla_latent_attention(ctx, cfg, rope, ql.data() + i * nh * width, 1, *caches[i], o_lat.data() + i * nh * r);
+    mla_latent_attention(ctx, cfg, rope, ql.data() + i * nh * width, 1, *caches[i], n_kv[i], o_lat.data() + i * nh * r);
   mla_expand_values(ctx, cfg, w, o_lat.data(), n, o.data(), kRows);
   linear_forward(ctx, o.data(), n, w.o_proj, out, kRows);
 }

@@ -22,7 +22,9 @@ void mla_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope
                  const float* x, int64_t S, LayerCache& cache, MlaForm form, float* out, MlaSaved* saved = nullptr);
 // Batched decode step, absorbed form: row i of x [n, H] is the next token of the sequence whose cache is
 // caches[i] (each its own length); the projections run over all n rows at once (weights read once,
-// each row bit-identical to mla_forward of that token alone), attention per sequence. out: [n, H].
+// each row bit-identical to mla_forward of that token alone), attention per row. A cache may take
+// several consecutive rows (a speculative verify step): they are its next positions in row order, and
+// each attends exactly as if decoded alone after the rows before it. out: [n, H].
 void mla_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w, const float* x,
                 int64_t n, std::span<LayerCache* const> caches, float* out);
 // dout: [S, H]; dx: [S, H] += dL/dx; parameter gradients accumulate into `grads`.
@@ -40,11 +42,11 @@ void mla_append(const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeig
 // Absorbed form, per token: ql [S, nh, r + dr] = [W_UK[h]ᵀ q_nope | q_pe] per head.
 void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* q, int64_t S,
                         float* ql, kernels::Rows rows);
-// Per sequence: the S queries are the cache's last S positions; o_lat [S, nh, r] = softmax(ql·cacheᵀ)·c.
-// Up to 8 queries (decode, speculative verification) each query row's bits depend only on its own query
-// and causal prefix, not on S.
+// Per sequence: the S queries are positions n_kv-S..n_kv-1 of the cache (its first n_kv rows are the keys);
+// o_lat [S, nh, r] = softmax(ql·cacheᵀ)·c. Up to 8 queries (decode, speculative verification) each query
+// row's bits depend only on its own query and causal prefix, not on S.
 void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const float* ql, int64_t S,
-                          const LayerCache& cache, float* o_lat);
+                          const LayerCache& cache, int64_t n_kv, float* o_lat);
 // Per token: o [S, nh·dv] = W_UV[h]·o_lat per head.
 void mla_expand_values(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* o_lat, int64_t S,
                        float* o, kernels::Rows rows);

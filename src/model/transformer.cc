@@ -114,29 +114,49 @@ void transformer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopePar
   embed_tokens_backward(saved.tokens, dh.data(), H, grads.embed_tokens);
 }
 
+namespace {
+
+// u [S, H] = [RMSNorm(Emb(next_tokens); enorm) | RMSNorm(hin; hnorm)] · eh_projᵀ   (embedding first)
+void mtp_input(Context& ctx, const DeepSeekConfig& cfg, const MtpWeights& w, std::span<const int32_t> next_tokens,
+               const float* hin, float* u, kernels::Rows rows, MtpSaved* saved) {
+  const int64_t S = int64_t(next_tokens.size()), H = cfg.hidden_size;
+  const float eps = float(cfg.rms_norm_eps);
+  std::vector<float> cat(S * 2 * H), e(S * H);
+  embed_tokens(w.embed_tokens, next_tokens, e.data());
+  kernels::rmsnorm_forward(e.data(), w.enorm.data(), S, H, eps, cat.data(), H, 2 * H);
+  kernels::rmsnorm_forward(hin, w.hnorm.data(), S, H, eps, cat.data() + H, H, 2 * H);
+  kernels::matmul(ctx, cat.data(), S, w.eh_proj, u, false, 0, 0, rows);
+  if (saved) {
+    saved->tokens.assign(next_tokens.begin(), next_tokens.end());
+    saved->emb = std::move(e);
+    saved->hin.assign(hin, hin + S * H);
+    saved->cat = std::move(cat);
+  }
+}
+
+}  // namespace
+
 void mtp_module_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
                         int64_t m, std::span<const int32_t> tokens, const float* hin, LayerCache& cache, MlaForm form,
                         float* hidden, float* normed, MtpSaved* saved) {
   const int64_t S = int64_t(tokens.size()) - m, H = cfg.hidden_size;
   if (S <= 0) return;
-  const float eps = float(cfg.rms_norm_eps);
-  // u_i = [RMSNorm(Emb(t_{i+m}); enorm) | RMSNorm(hin_i; hnorm)] · eh_projᵀ   (embedding first)
-  std::vector<float> cat(S * 2 * H), e(S * H);
-  embed_tokens(w.embed_tokens, tokens.subspan(m), e.data());
-  kernels::rmsnorm_forward(e.data(), w.enorm.data(), S, H, eps, cat.data(), H, 2 * H);
-  kernels::rmsnorm_forward(hin, w.hnorm.data(), S, H, eps, cat.data() + H, H, 2 * H);
   std::vector<float> h(S * H);
-  kernels::matmul(ctx, cat.data(), S, w.eh_proj, h.data());
-  if (saved) {
-    saved->tokens.assign(tokens.begin() + m, tokens.end());
-    saved->emb = e;
-    saved->hin.assign(hin, hin + S * H);
-    saved->cat = cat;
-  }
+  mtp_input(ctx, cfg, w, tokens.subspan(m), hin, h.data(), kernels::Rows::kAny, saved);
   decoder_layer_forward(ctx, cfg, rope, w.layer, h.data(), S, cache, form, saved ? &saved->layer : nullptr);
   if (hidden) std::copy(h.begin(), h.end(), hidden);
-  if (normed) kernels::rmsnorm_forward(h.data(), w.shared_head_norm.data(), S, H, eps, normed);
+  if (normed) kernels::rmsnorm_forward(h.data(), w.shared_head_norm.data(), S, H, float(cfg.rms_norm_eps), normed);
   if (saved) saved->h = std::move(h);
+}
+
+void mtp_module_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                       std::span<const int32_t> next_tokens, const float* hin, std::span<LayerCache* const> caches,
+                       float* normed) {
+  const int64_t n = int64_t(next_tokens.size()), H = cfg.hidden_size;
+  std::vector<float> h(n * H);
+  mtp_input(ctx, cfg, w, next_tokens, hin, h.data(), kernels::Rows::kIndependent, nullptr);
+  decoder_layer_decode(ctx, cfg, rope, w.layer, h.data(), n, caches);
+  kernels::rmsnorm_forward(h.data(), w.shared_head_norm.data(), n, H, float(cfg.rms_norm_eps), normed);
 }
 
 // mtp_module_forward in reverse.
@@ -194,18 +214,46 @@ void Model::forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cach
   else kernels::matmul(ctx, normed.data() + (S - 1) * H, 1, weights_.lm_head, logits);
 }
 
-void Model::decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches,
-                   float* logits) const {
-  const int64_t n = int64_t(tokens.size()), H = cfg_.hidden_size;
+void Model::check_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches) const {
+  const int64_t n = int64_t(tokens.size());
   HOLDFAST_CHECK(int64_t(caches.size()) == n, "decode batch of {} tokens with {} caches", n, caches.size());
   check_tokens(tokens);
+  for (int64_t i = 1; i < n; ++i)
+    if (caches[i] != caches[i - 1])
+      for (int64_t j = 0; j < i - 1; ++j)
+        HOLDFAST_CHECK(caches[i] != caches[j], "decode batch rows {} and {} share one KV cache but are not adjacent",
+                       j, i);
+}
+
+void Model::decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits,
+                   float* hidden_out) const {
+  const int64_t n = int64_t(tokens.size()), H = cfg_.hidden_size;
+  check_batch(tokens, caches);
   if (n == 0) return;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < i; ++j)
-      HOLDFAST_CHECK(caches[i] != caches[j], "decode batch rows {} and {} share one KV cache", j, i);
   std::vector<float> normed(n * H);
   transformer_decode(ctx, cfg_, rope_, weights_, tokens, caches, normed.data());
+  if (hidden_out) std::copy(normed.begin(), normed.end(), hidden_out);
   kernels::matmul(ctx, normed.data(), n, weights_.lm_head, logits, false, 0, 0, kernels::Rows::kIndependent);
+}
+
+void Model::mtp_decode(Context& ctx, int64_t m, std::span<const int32_t> next_tokens, const float* hin,
+                       std::span<KVCache* const> caches, std::span<const int64_t> head_rows, float* logits) const {
+  HOLDFAST_CHECK(m >= 1 && m <= cfg_.num_nextn_predict_layers, "MTP module {} of {}", m,
+                 cfg_.num_nextn_predict_layers);
+  const int64_t n = int64_t(next_tokens.size()), H = cfg_.hidden_size;
+  check_batch(next_tokens, caches);
+  if (n == 0) return;
+  std::vector<LayerCache*> layer(n);
+  for (int64_t i = 0; i < n; ++i) layer[i] = &caches[i]->layers[cfg_.num_hidden_layers + m - 1];
+  std::vector<float> normed(n * H), picked(head_rows.size() * H);
+  mtp_module_decode(ctx, cfg_, rope_, weights_.mtp[m - 1], next_tokens, hin, layer, normed.data());
+  for (size_t k = 0; k < head_rows.size(); ++k) {
+    HOLDFAST_CHECK(head_rows[k] >= 0 && head_rows[k] < n, "MTP head row {} of a batch of {}", head_rows[k], n);
+    std::copy_n(normed.data() + head_rows[k] * H, H, picked.data() + k * H);
+  }
+  if (!head_rows.empty())
+    kernels::matmul(ctx, picked.data(), int64_t(head_rows.size()), weights_.mtp[m - 1].shared_head_head, logits,
+                    false, 0, 0, kernels::Rows::kIndependent);
 }
 
 void Model::mtp_forward(Context& ctx, int64_t m, std::span<const int32_t> tokens, const float* hin, KVCache& cache,

@@ -1,9 +1,10 @@
 // The DeepSeek V2/V3 causal LM (MODEL-SPEC §3.1): embedding, decoder layers (MLA + dense MLP or MoE),
 // final norm and head, plus the MTP modules (§4). One sequence per call; the latent KV cache carries
-// positions across calls, so prefill and decode are the same function; decode() batches one token of
-// each of many sequences. The free functions below are
-// the model's forward over any bound ModelWeights (a checkpoint, or train::ParamStore) and, next to
-// each, its backward; Model wraps them for inference, train/ calls them with Saved structs.
+// positions across calls, so prefill and decode are the same function; decode() batches the next
+// token(s) of many sequences, mtp_decode() the MTP module's rows for speculative drafting. The free
+// functions below are the model's forward over any bound ModelWeights (a checkpoint, or
+// train::ParamStore) and, next to each, its backward; Model wraps them for inference, train/ calls
+// them with Saved structs.
 #pragma once
 
 #include <cstdint>
@@ -38,11 +39,23 @@ class Model {
   void forward(Context& ctx, std::span<const int32_t> tokens, KVCache& cache, MlaForm form, float* logits,
                bool all_logits, float* hidden_out = nullptr) const;
 
-  // One decode step for n sequences at once: tokens[i] is the next token of the sequence whose cache is
-  // caches[i] (distinct caches, any lengths); appends it there and writes logits [n, V]. Every
-  // weight-bound part runs over the n rows together (each weight read once per step), attention per
-  // sequence (absorbed form); row i is bit-identical to forward() of tokens[i] alone on caches[i].
-  void decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits) const;
+  // One decode step for n rows at once: tokens[i] is the next token of the sequence whose cache is
+  // caches[i] (any lengths); appends it there and writes logits [n, V] and, optionally, the final
+  // normed hidden states [n, H] (MTP's h^0). Every weight-bound part runs over the n rows together
+  // (each weight read once per step), attention per row (absorbed form). A cache may take several
+  // consecutive rows (a speculative verify step: the last token and the drafts), which become its next
+  // positions in order. Row i is bit-identical to forward() of tokens[i] alone on caches[i] after the
+  // rows before it.
+  void decode(Context& ctx, std::span<const int32_t> tokens, std::span<KVCache* const> caches, float* logits,
+              float* hidden_out = nullptr) const;
+
+  // MTP module m for n rows of a decode step: row i joins h^{m-1} = hin[i] (position p of the sequence
+  // of caches[i], the next position of that cache's MTP layer) with next_tokens[i] = t_{p+m}; appends to
+  // the MTP layer's cache (consecutive rows of one cache: consecutive positions, as in decode()).
+  // Writes shared_head logits for the rows listed in head_rows to logits [head_rows.size(), V]. Row i is
+  // bit-identical to mtp_forward (absorbed form) of that one position alone.
+  void mtp_decode(Context& ctx, int64_t m, std::span<const int32_t> next_tokens, const float* hin,
+                  std::span<KVCache* const> caches, std::span<const int64_t> head_rows, float* logits) const;
 
   // MTP module m (1-based) over positions 0..S-1-m (§4): hin is h^{m-1} [S-m+1 rows used: S-m],
   // tokens t_0..t_{S-1}; writes h^m [S-m, H] to hidden_out (optional) and logits [S-m, V].
@@ -51,6 +64,8 @@ class Model {
 
   // Throws InputError when an id is outside [0, vocab_size).
   void check_tokens(std::span<const int32_t> tokens) const;
+  // Checks a decode batch: as many caches as tokens, rows of one cache consecutive.
+  void check_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches) const;
 
  private:
   Model(DeepSeekConfig cfg, Checkpoint ckpt);
@@ -94,6 +109,11 @@ void transformer_backward(Context& ctx, const DeepSeekConfig& cfg, const RopePar
 void mtp_module_forward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
                         int64_t m, std::span<const int32_t> tokens, const float* hin, LayerCache& cache, MlaForm form,
                         float* hidden, float* normed, MtpSaved* saved = nullptr);
+// Module m for a decode batch: row i is one position of the sequence whose MTP-layer cache is caches[i]
+// (next_tokens[i] = the token m ahead, hin [n, H] = h^{m-1}); writes normed [n, H] (shared_head input).
+void mtp_module_decode(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,
+                       std::span<const int32_t> next_tokens, const float* hin, std::span<LayerCache* const> caches,
+                       float* normed);
 // dhidden: dL/dh^m from module m+1 (or nullptr), dnormed: dL/d(normed) (or nullptr), both [S-m, H];
 // dhin: [S-m, H] += dL/dh^{m-1}.
 void mtp_module_backward(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MtpWeights& w,

@@ -1,5 +1,6 @@
 #include "serve/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -29,8 +30,8 @@ int64_t BlockPool::used() const {
   return used_;
 }
 
-PrefixCache::PrefixCache(BlockPool& pool, int64_t chunk_tokens, int64_t n_layers, int64_t width)
-    : pool_(pool), chunk_(chunk_tokens), n_layers_(n_layers), width_(width) {}
+PrefixCache::PrefixCache(BlockPool& pool, int64_t chunk_tokens, int64_t n_layers, int64_t width, int64_t hidden_size)
+    : pool_(pool), chunk_(chunk_tokens), n_layers_(n_layers), width_(width), hidden_size_(hidden_size) {}
 
 uint64_t PrefixCache::chain(uint64_t parent, std::span<const int32_t> chunk) {
   uint64_t h = parent ^ 0x9E3779B97F4A7C15ull;
@@ -41,7 +42,8 @@ uint64_t PrefixCache::chain(uint64_t parent, std::span<const int32_t> chunk) {
   return h ? h : 1;
 }
 
-int64_t PrefixCache::lookup(std::span<const int32_t> tokens, int64_t limit, model::KVCache& cache) {
+int64_t PrefixCache::lookup(std::span<const int32_t> tokens, int64_t limit, model::KVCache& cache,
+                            std::vector<float>* chunk_hidden) {
   query_tokens_ += limit;
   uint64_t h = 0;
   std::vector<const Entry*> found;
@@ -65,11 +67,31 @@ int64_t PrefixCache::lookup(std::span<const int32_t> tokens, int64_t limit, mode
       std::memcpy(lc.data.data() + c * chunk_ * width_, found[c]->rows[l].data(), chunk_ * width_ * sizeof(float));
     lc.length = n;
   }
+  if (hidden_size_ > 0 && n > 0) {
+    model::LayerCache& lc = cache.layers[n_layers_];
+    HOLDFAST_CHECK(lc.length == 0, "prefix lookup into a non-empty MTP cache");
+    lc.data.clear();
+    for (const Entry* e : found) lc.data.insert(lc.data.end(), e->mtp_rows.begin(), e->mtp_rows.end());
+    lc.length = n - 1;
+    HOLDFAST_CHECK(int64_t(lc.data.size()) == lc.length * width_, "prefix MTP rows {} for {} positions",
+                   lc.data.size(), lc.length);
+    if (chunk_hidden) {
+      chunk_hidden->clear();
+      for (const Entry* e : found) chunk_hidden->insert(chunk_hidden->end(), e->hidden.begin(), e->hidden.end());
+    }
+  }
   hit_tokens_ += n;
   return n;
 }
 
-void PrefixCache::insert(std::span<const int32_t> tokens, int64_t n, const model::KVCache& cache) {
+void PrefixCache::insert(std::span<const int32_t> tokens, int64_t n, const model::KVCache& cache,
+                         std::span<const float> chunk_hidden) {
+  if (hidden_size_ > 0) {
+    HOLDFAST_CHECK(int64_t(chunk_hidden.size()) >= n / chunk_ * hidden_size_, "{} chunk hidden values for {} chunks",
+                   chunk_hidden.size(), n / chunk_);
+    HOLDFAST_CHECK(cache.layers[n_layers_].length >= n / chunk_ * chunk_ - 1, "MTP cache of {} rows for {} tokens",
+                   cache.layers[n_layers_].length, n / chunk_ * chunk_);
+  }
   uint64_t h = 0;
   for (int64_t end = chunk_; end <= n; end += chunk_) {
     auto chunk = tokens.subspan(end - chunk_, chunk_);
@@ -82,6 +104,13 @@ void PrefixCache::insert(std::span<const int32_t> tokens, int64_t n, const model
       for (int64_t l = 0; l < n_layers_; ++l) {
         const float* src = cache.layers[l].data.data() + (end - chunk_) * width_;
         e.rows[l].assign(src, src + chunk_ * width_);
+      }
+      if (hidden_size_ > 0) {  // MTP rows a-1..b-2 (the first chunk: 0..b-2) and h_{b-1}
+        const int64_t first = std::max<int64_t>(end - chunk_ - 1, 0);
+        const float* src = cache.layers[n_layers_].data.data();
+        e.mtp_rows.assign(src + first * width_, src + (end - 1) * width_);
+        const float* h = chunk_hidden.data() + (end / chunk_ - 1) * hidden_size_;
+        e.hidden.assign(h, h + hidden_size_);
       }
       lru_.push_front(next);
       e.lru = lru_.begin();

@@ -63,6 +63,11 @@ void Metrics::add_preemption() {
   std::lock_guard lk(mu_);
   ++preemptions_;
 }
+void Metrics::add_drafts(int64_t drafted, int64_t accepted) {
+  std::lock_guard lk(mu_);
+  drafted_ += uint64_t(drafted);
+  accepted_ += uint64_t(accepted);
+}
 
 std::string Metrics::render(const Gauges& g) const {
   std::lock_guard lk(mu_);
@@ -108,6 +113,14 @@ std::string Metrics::render(const Gauges& g) const {
                    "(average over all decode forwards).\n# TYPE holdfast_decode_memory_bandwidth_bytes_per_second gauge\n"
                    "holdfast_decode_memory_bandwidth_bytes_per_second {}\n",
                    decode_seconds_ > 0 ? decode_bytes_ / decode_seconds_ : 0.0);
+  o += fmt::format("# HELP holdfast_spec_draft_tokens_total Tokens drafted by the MTP module and verified (--speculative).\n"
+                   "# TYPE holdfast_spec_draft_tokens_total counter\nholdfast_spec_draft_tokens_total {}\n", drafted_);
+  o += fmt::format("# HELP holdfast_spec_accepted_tokens_total Drafted tokens the main model kept.\n"
+                   "# TYPE holdfast_spec_accepted_tokens_total counter\nholdfast_spec_accepted_tokens_total {}\n",
+                   accepted_);
+  o += fmt::format("# HELP holdfast_spec_acceptance_rate Fraction of drafted tokens kept (0 before any draft).\n"
+                   "# TYPE holdfast_spec_acceptance_rate gauge\nholdfast_spec_acceptance_rate {}\n",
+                   drafted_ ? double(accepted_) / double(drafted_) : 0.0);
   return o;
 }
 

@@ -40,13 +40,15 @@ class Metrics {
   // One decode forward: estimated bytes read (active weights + latent cache) and its duration.
   void add_decode(double bytes, double seconds);
   void add_preemption();
+  // Speculative decoding: drafts verified in a decode step, and how many of them were kept.
+  void add_drafts(int64_t drafted, int64_t accepted);
 
   std::string render(const Gauges& g) const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, preemptions_ = 0;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, preemptions_ = 0, drafted_ = 0, accepted_ = 0;
   Histogram ttft_, itl_, e2e_;
   double decode_bytes_ = 0, decode_seconds_ = 0;
 };

@@ -15,6 +15,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Latent cache bytes per token: the main layers, plus the MTP layer when it drafts.
+int64_t pool_bytes_per_token(const Engine& engine, const SchedulerOptions& opts) {
+  const auto& cfg = engine.model->config();
+  if (opts.speculative && cfg.num_nextn_predict_layers < 1)
+    throw ConfigError("speculative decoding drafts with an MTP module, and this checkpoint has none "
+                      "(config.json num_nextn_predict_layers = 0)");
+  return engine.kv_bytes_per_token +
+         (opts.speculative ? (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * int64_t(sizeof(float)) : 0);
+}
 }  // namespace
 
 // One choice of one request: its tokens, latent cache, sampler and text state.
@@ -35,6 +45,14 @@ struct Scheduler::Sequence {
   bool prefix_stored = false;
   bool finished = false;
   Clock::time_point arrival, deadline, last_token;
+  // Speculative decoding. MTP row p joins h_p with token p+1, so it waits for that token: mtp_hidden
+  // [k, H] are the h of the positions whose row is still to run, mtp_next their next tokens (k of them
+  // once known). The rows run in draft_step, whose last logits draft the token verified next step.
+  std::vector<float> mtp_hidden;
+  std::vector<int32_t> mtp_next;
+  int32_t draft = -1;                // -1: none; the next decode step runs one row
+  std::vector<double> draft_q;       // the distribution the draft was drawn from (sampling only)
+  std::vector<float> chunk_hidden;   // h at the end of each full prompt chunk, for the prefix cache
 
   int64_t cached() const { return cache.layers[0].length; }
   int64_t generated() const { return int64_t(tokens.size()) - n_prompt; }
@@ -67,10 +85,11 @@ Scheduler::Scheduler(const Engine& engine, SchedulerOptions opts, Metrics& metri
       opts_(opts),
       metrics_(metrics),
       ctx_(opts.threads),
-      pool_(opts.kv_budget_bytes / (opts.block_tokens * engine.kv_bytes_per_token), opts.block_tokens,
-            engine.kv_bytes_per_token),
+      pool_(opts.kv_budget_bytes / (opts.block_tokens * pool_bytes_per_token(engine, opts)), opts.block_tokens,
+            pool_bytes_per_token(engine, opts)),
       prefix_(pool_, opts.prefill_chunk, engine.model->config().num_hidden_layers,
-              engine.model->config().kv_lora_rank + engine.model->config().qk_rope_head_dim) {
+              engine.model->config().kv_lora_rank + engine.model->config().qk_rope_head_dim,
+              opts.speculative ? engine.model->config().hidden_size : 0) {
   HOLDFAST_CHECK(opts.prefill_chunk % opts.block_tokens == 0, "prefill chunk {} is not a multiple of block size {}",
                  opts.prefill_chunk, opts.block_tokens);
   thread_ = std::thread([this] { loop(); });
@@ -178,7 +197,10 @@ void Scheduler::admit() {
     if (opts_.prefix_cache && s->cached() == 0) {
       // Reuse whole chunks only, and never the last prompt token: its logits must be computed.
       const int64_t limit = (int64_t(s->tokens.size()) - 1) / opts_.prefill_chunk * opts_.prefill_chunk;
-      if (limit > 0) prefix_.lookup(s->tokens, limit, s->cache);
+      if (limit > 0 && prefix_.lookup(s->tokens, limit, s->cache, &s->chunk_hidden) > 0 && opts_.speculative) {
+        const int64_t H = engine_.model->config().hidden_size;  // the last cached position's row waits for its token
+        s->mtp_hidden.assign(s->chunk_hidden.end() - H, s->chunk_hidden.end());
+      }
       prefix_hits_ = prefix_.hit_tokens();
       prefix_queries_ = prefix_.query_tokens();
     }
@@ -220,48 +242,163 @@ void Scheduler::step() {
 }
 
 void Scheduler::prefill_chunk(Sequence& s, int64_t len, std::vector<float>& logits) {
-  const int64_t pos = s.cached();
+  const auto& cfg = engine_.model->config();
+  const int64_t pos = s.cached(), H = cfg.hidden_size;
   const bool last = pos + len == int64_t(s.tokens.size());
+  std::vector<float> hidden(opts_.speculative ? len * H : 0);
   engine_.model->forward(ctx_, std::span(s.tokens).subspan(pos, len), s.cache, model::MlaForm::kNaive,
-                         last ? logits.data() : nullptr, false);
+                         last ? logits.data() : nullptr, false, opts_.speculative ? hidden.data() : nullptr);
+  if (opts_.speculative) {
+    // MTP rows pos-1..pos+len-2: h_{pos-1} (left by the previous chunk) and this chunk's h but the last,
+    // each with the token after it; h_{pos+len-1} waits for its token.
+    std::vector<float> hin(s.mtp_hidden);
+    hin.insert(hin.end(), hidden.begin(), hidden.end() - H);
+    const int64_t first = s.mtp_hidden.empty() ? pos : pos - 1;
+    engine_.model->mtp_forward(ctx_, 1, std::span(s.tokens).subspan(first, pos + len - first), hin.data(), s.cache,
+                               model::MlaForm::kNaive, nullptr);
+    s.mtp_hidden.assign(hidden.end() - H, hidden.end());
+    s.mtp_next.clear();
+    if ((pos + len) % opts_.prefill_chunk == 0 && pos + len <= s.n_prompt &&
+        int64_t(s.chunk_hidden.size()) < (pos + len) / opts_.prefill_chunk * H)
+      s.chunk_hidden.insert(s.chunk_hidden.end(), s.mtp_hidden.begin(), s.mtp_hidden.end());
+  }
   if (!last) return;
   s.prefilled = true;
   if (opts_.prefix_cache && !s.prefix_stored) {
     s.prefix_stored = true;
-    prefix_.insert(s.tokens, s.n_prompt, s.cache);
+    prefix_.insert(s.tokens, s.n_prompt, s.cache, s.chunk_hidden);
   }
   emit_token(s, logits);
+  if (opts_.speculative && !s.finished) s.mtp_next = {s.tokens.back()};
 }
 
 bool Scheduler::decoding(const Sequence& s) { return !s.finished && s.prefilled && s.cached() < int64_t(s.tokens.size()); }
 
-void Scheduler::decode_step() {
-  // Reserve the next token's KV block for every decoding sequence first (this may preempt some)...
+void Scheduler::draft_step() {
+  // Every sequence whose MTP rows have their tokens runs them, in one batched MTP forward; the last
+  // row's logits draft its next verified token.
+  const auto& cfg = engine_.model->config();
+  const int64_t H = cfg.hidden_size, V = cfg.vocab_size;
+  std::vector<Sequence*> seqs;
+  std::vector<int32_t> next;
+  std::vector<float> hin;
+  std::vector<model::KVCache*> caches;
+  std::vector<int64_t> head_rows;
   for (auto& sp : running_) {
     Sequence& s = *sp;
-    if (decoding(s) && !grow(s, s.cached() + 1) && !s.finished)
+    s.draft = -1;
+    if (s.finished || !s.prefilled || s.mtp_next.empty()) continue;
+    HOLDFAST_CHECK(int64_t(s.mtp_hidden.size()) == int64_t(s.mtp_next.size()) * H, "{} MTP rows with {} tokens",
+                   s.mtp_hidden.size() / H, s.mtp_next.size());
+    seqs.push_back(&s);
+    for (int32_t t : s.mtp_next) {
+      next.push_back(t);
+      caches.push_back(&s.cache);
+    }
+    hin.insert(hin.end(), s.mtp_hidden.begin(), s.mtp_hidden.end());
+    head_rows.push_back(int64_t(next.size()) - 1);
+    s.mtp_next.clear();
+    s.mtp_hidden.clear();
+  }
+  if (seqs.empty()) return;
+  std::vector<float> logits(seqs.size() * V);
+  engine_.model->mtp_decode(ctx_, 1, next, hin.data(), caches, head_rows, logits.data());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Sequence& s = *seqs[i];
+    const auto row = std::span<const float>(logits).subspan(i * V, engine_.n_sampled);
+    if (s.sampler.greedy()) {
+      s.draft = s.sampler.sample(row, nullptr);  // no random draw at temperature 0
+    } else {
+      s.draft_q = s.sampler.distribution(row);
+      s.draft = s.sampler.draft(s.draft_q);
+    }
+  }
+}
+
+void Scheduler::decode_step() {
+  const auto& cfg = engine_.model->config();
+  const int64_t V = cfg.vocab_size, H = cfg.hidden_size;
+  if (opts_.speculative) draft_step();
+  // Reserve the next tokens' KV blocks for every decoding sequence first (this may preempt some)...
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    if (!decoding(s)) continue;
+    // A draft is worth a row only if a second token may follow, and only if its block is free.
+    if (s.draft >= 0 && (s.generated() + 1 >= s.max_tokens || !grow(s, s.cached() + 2))) s.draft = -1;
+    if (!s.finished && !grow(s, s.cached() + 1) && !s.finished)
       finish(s, "length", s.stop.push(s.utf8.flush()) + s.stop.flush());
   }
-  // ...then one token for each that remains, in one batched forward: the weights are read once per
-  // step for the whole batch, and each row's logits are the ones it would get alone.
+  // ...then one token (two with a draft) for each that remains, in one batched forward: the weights are
+  // read once per step for the whole batch, and each row's logits are the ones it would get alone.
   std::vector<Sequence*> batch;
+  std::vector<int64_t> first_row;
   std::vector<int32_t> tokens;
   std::vector<model::KVCache*> caches;
-  for (auto& sp : running_)
-    if (decoding(*sp)) {
-      batch.push_back(sp.get());
-      tokens.push_back(sp->tokens.back());
-      caches.push_back(&sp->cache);
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    if (!decoding(s)) continue;
+    batch.push_back(&s);
+    first_row.push_back(int64_t(tokens.size()));
+    tokens.push_back(s.tokens.back());
+    caches.push_back(&s.cache);
+    if (s.draft >= 0) {
+      tokens.push_back(s.draft);
+      caches.push_back(&s.cache);
     }
+  }
   if (batch.empty()) return;
-  const int64_t n = int64_t(batch.size()), V = engine_.model->config().vocab_size;
+  const int64_t n = int64_t(tokens.size());
   logits_.resize(n * V);
+  hidden_.resize(opts_.speculative ? n * H : 0);
   const auto t0 = Clock::now();
-  engine_.model->decode(ctx_, tokens, caches, logits_.data());
+  engine_.model->decode(ctx_, tokens, caches, logits_.data(), opts_.speculative ? hidden_.data() : nullptr);
   double bytes = engine_.decode_step_weight_bytes(n);
   for (const Sequence* s : batch) bytes += double(s->cached()) * double(engine_.kv_bytes_per_token);
   metrics_.add_decode(bytes, seconds(Clock::now() - t0));
-  for (int64_t i = 0; i < n; ++i) emit_token(*batch[i], std::span<const float>(logits_).subspan(i * V, V));
+  auto row = [&](int64_t r) { return std::span<const float>(logits_).subspan(r * V, V); };
+  auto h_row = [&](int64_t r) { return hidden_.begin() + r * H; };
+  int64_t drafted = 0, accepted = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Sequence& s = *batch[i];
+    const int64_t r = first_row[i];
+    if (s.draft < 0) {
+      emit_token(s, row(r));
+      if (opts_.speculative && !s.finished) {
+        s.mtp_hidden.assign(h_row(r), h_row(r + 1));
+        s.mtp_next = {s.tokens.back()};
+      }
+      continue;
+    }
+    ++drafted;
+    TokenLogprob lp;
+    TokenLogprob* lpp = s.want_logprobs ? &lp : nullptr;
+    const auto target = row(r).first(engine_.n_sampled);
+    bool kept = false;
+    int32_t id = 0;
+    if (s.sampler.greedy()) {
+      id = s.sampler.sample(target, lpp);
+      kept = id == s.draft;
+    } else {
+      id = s.sampler.verify(target, s.draft_q, s.draft, &kept, lpp);
+    }
+    if (!kept) {
+      s.cache.truncate(cfg.num_hidden_layers, s.cached() - 1);  // the draft's rows
+      push_token(s, id, std::move(lp));
+      if (!s.finished) {
+        s.mtp_hidden.assign(h_row(r), h_row(r + 1));
+        s.mtp_next = {id};
+      }
+      continue;
+    }
+    ++accepted;
+    push_token(s, id, std::move(lp));
+    if (s.finished) continue;
+    emit_token(s, row(r + 1));  // the main model's own token after the kept draft
+    if (s.finished) continue;
+    s.mtp_hidden.assign(h_row(r), h_row(r + 2));
+    s.mtp_next = {id, s.tokens.back()};
+  }
+  if (drafted > 0) metrics_.add_drafts(drafted, accepted);
 }
 
 bool Scheduler::grow(Sequence& s, int64_t tokens) {
@@ -289,6 +426,10 @@ void Scheduler::preempt(Sequence& v) {
   v.blocks = 0;
   v.cache = engine_.model->new_cache();
   v.prefilled = false;
+  v.mtp_hidden.clear();
+  v.mtp_next.clear();
+  v.draft = -1;
+  v.chunk_hidden.clear();
   v.finished = true;  // leaves running_ at the end of this step...
   for (auto& r : running_)
     if (r.get() == &v) {
@@ -304,6 +445,10 @@ void Scheduler::emit_token(Sequence& s, std::span<const float> logits) {
   TokenLogprob lp;
   const int32_t id =
       s.sampler.sample(logits.first(engine_.n_sampled), s.want_logprobs ? &lp : nullptr);
+  push_token(s, id, std::move(lp));
+}
+
+void Scheduler::push_token(Sequence& s, int32_t id, TokenLogprob lp) {
   s.sampler.accept(id);
   s.tokens.push_back(id);
   s.handle->completion_tokens += 1;

@@ -5,6 +5,10 @@
 // (Model::decode: the weights are read once per step, whose rows equal each sequence alone). Chunk
 // boundaries depend only on the prompt, never on the load, so a greedy request produces the same tokens
 // alone or in a busy batch. HTTP threads submit requests and read their events through RequestHandle.
+// With `speculative` (checkpoints with an MTP module), MTP module 1 drafts each sequence's token after
+// next, and the decode step carries two rows for it, [last token, draft], verified as in
+// model/generate.h (a greedy draft is kept iff it is the token sample() picks, so greedy output is
+// unchanged; sampled drafts use the speculative acceptance rule); rejected drafts' rows are dropped.
 #pragma once
 
 #include <atomic>
@@ -78,6 +82,7 @@ struct SchedulerOptions {
   int64_t max_step_tokens = 512;   // prompt tokens prefilled per step (decode tokens come on top)
   int threads = 2;
   bool prefix_cache = true;
+  bool speculative = false;        // MTP drafts verified in the decode step (needs num_nextn_predict_layers >= 1)
 };
 
 class Scheduler {
@@ -101,7 +106,9 @@ class Scheduler {
   void prefill_chunk(Sequence& s, int64_t len, std::vector<float>& logits);
   static bool decoding(const Sequence& s);
   void decode_step();
+  void draft_step();
   void emit_token(Sequence& s, std::span<const float> logits);
+  void push_token(Sequence& s, int32_t id, TokenLogprob lp);
   bool grow(Sequence& s, int64_t tokens);
   void preempt(Sequence& victim);
   void finish(Sequence& s, const std::string& reason, std::string text = {});
@@ -122,6 +129,7 @@ class Scheduler {
 
   std::vector<std::shared_ptr<Sequence>> running_;  // engine thread only
   std::vector<float> logits_;                        // [decode batch, vocab_size], engine thread only
+  std::vector<float> hidden_;                        // [decode batch, hidden_size] (speculative), engine thread only
   std::thread thread_;
 };
 

@@ -1,7 +1,8 @@
 // Model::decode (one token for each of n sequences, weights read once per step) against Model::forward
 // of each token alone: logits and latent caches bit for bit, for sequences of different lengths, any
 // batch composition and order, batches up to 40 rows (many tokens per expert), dense and MoE layers,
-// every tiny config, F32 and BF16 weights. Bad batches are errors.
+// every tiny config, F32 and BF16 weights; and batches where a sequence takes several consecutive rows
+// (speculative verify steps) against decoding those tokens one after another. Bad batches are errors.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -144,13 +145,61 @@ TEST_P(BatchedDecodeTest, RowsEqualEachSequenceAloneBitForBit) {
   expect_batch_equals_alone(caches, tokens);
 }
 
+// A sequence may take consecutive rows: they are its next positions, each row bit-identical to decoding
+// the tokens one at a time (the verify step of speculative decoding relies on this).
+TEST_P(BatchedDecodeTest, ConsecutiveRowsOfOneCacheEqualDecodingInTurn) {
+  const std::vector<int64_t> lengths = {1, 5, 9, 16};
+  std::vector<KVCache> seqs;
+  for (size_t i = 0; i < lengths.size(); ++i) seqs.push_back(prefilled(lengths[i], int(i)));
+  const std::vector<int64_t> rows_of = {2, 1, 3, 2};  // rows per sequence in the batch
+  std::vector<KVCache> alone(seqs);
+  std::vector<KVCache*> caches;
+  std::vector<int32_t> tokens;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (int64_t j = 0; j < rows_of[i]; ++j) {
+      caches.push_back(&seqs[i]);
+      tokens.push_back(int32_t((i * 29 + j * 11 + 3) % V_));
+    }
+  const int64_t n = int64_t(tokens.size()), H = model_->config().hidden_size;
+  std::vector<float> batch(n * V_), hidden(n * H), one(V_), one_hidden(H);
+  model_->decode(ctx_, tokens, caches, batch.data(), hidden.data());
+  int64_t r = 0;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (int64_t j = 0; j < rows_of[i]; ++j, ++r) {
+      SCOPED_TRACE(::testing::Message() << "sequence " << i << ", row " << j << " of " << rows_of[i]);
+      model_->forward(ctx_, std::span(tokens).subspan(r, 1), alone[i], MlaForm::kAbsorb, one.data(), false,
+                      one_hidden.data());
+      const size_t d = first_difference(batch.data() + r * V_, one.data(), V_);
+      ASSERT_EQ(d, size_t(V_)) << "logit " << d << ": batched " << batch[r * V_ + d] << " vs in turn " << one[d];
+      ASSERT_TRUE(same_bits(hidden.data() + r * H, one_hidden.data(), H)) << "final hidden state";
+    }
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (size_t l = 0; l < seqs[i].layers.size(); ++l) {
+      const LayerCache &b = seqs[i].layers[l], &a = alone[i].layers[l];
+      ASSERT_EQ(b.length, a.length) << "sequence " << i << " layer " << l;
+      ASSERT_TRUE(same_bits(b.data.data(), a.data.data(), a.data.size())) << "sequence " << i << " layer " << l;
+    }
+  // Dropping a rejected draft's rows leaves the cache as if it had never been decoded.
+  KVCache before = seqs[0];
+  const std::vector<int32_t> two = {5, 6};
+  const std::vector<KVCache*> twice = {&seqs[0], &seqs[0]};
+  model_->decode(ctx_, two, twice, batch.data());
+  seqs[0].truncate(model_->config().num_hidden_layers, before.layers[0].length + 1);
+  KVCache in_turn = before;
+  model_->forward(ctx_, std::span(two).first(1), in_turn, MlaForm::kAbsorb, one.data(), false);
+  for (int64_t l = 0; l < model_->config().num_hidden_layers; ++l) {
+    ASSERT_EQ(seqs[0].layers[l].length, in_turn.layers[l].length);
+    ASSERT_TRUE(same_bits(seqs[0].layers[l].data.data(), in_turn.layers[l].data.data(), in_turn.layers[l].data.size()));
+  }
+}
+
 TEST_P(BatchedDecodeTest, BadBatchesAreErrors) {
   KVCache a = prefilled(4, 0), b = prefilled(2, 1);
   std::vector<float> logits(2 * V_);
-  const std::vector<int32_t> two = {1, 2}, one = {1}, bad = {1, int32_t(V_)};
-  const std::vector<KVCache*> ab = {&a, &b}, aa = {&a, &a};
+  const std::vector<int32_t> two = {1, 2}, three = {1, 2, 3}, one = {1}, bad = {1, int32_t(V_)};
+  const std::vector<KVCache*> ab = {&a, &b}, aba = {&a, &b, &a};
   EXPECT_THROW(model_->decode(ctx_, one, ab, logits.data()), Error);    // tokens and caches differ in number
-  EXPECT_THROW(model_->decode(ctx_, two, aa, logits.data()), Error);    // one cache twice
+  EXPECT_THROW(model_->decode(ctx_, three, aba, logits.data()), Error);  // one cache in rows that are not adjacent
   EXPECT_THROW(model_->decode(ctx_, bad, ab, logits.data()), InputError);  // id outside the vocabulary
   EXPECT_EQ(a.layers[0].length, 4);  // nothing was appended by the rejected calls
   EXPECT_EQ(b.layers[0].length, 2);
