@@ -16,6 +16,7 @@ The nan, bitflip and disk-full kinds need the training job: tests/dist/chaos_tra
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; everything on 127.0.0.1.
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -41,6 +42,18 @@ def run(*args, timeout=180):
 
 def shm_names():
     return {n for n in os.listdir("/dev/shm") if n.startswith("holdfast-")}
+
+
+def own_shm_leftovers(root, before):
+    """Shared-memory objects of this test's runs still present (other tests' runs may be live in parallel):
+    every supervisor names its board in RUN/rdzv.json, and a run's objects share the board's prefix."""
+    prefixes = []
+    for f in glob.glob(os.path.join(root, "**", "rdzv.json"), recursive=True):
+        try:
+            prefixes.append(json.load(open(f))["board"].lstrip("/")[: -len("board")])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(n for n in shm_names() - before if any(n.startswith(p) for p in prefixes))
 
 
 def chaos_every_kind(tmp):
@@ -203,7 +216,7 @@ def main():
         run_dir = chaos_every_kind(tmp)
         report_marks_faults(run_dir)
         status_live_and_finished(tmp)
-    leftovers = sorted(shm_names() - shm_before)
+        leftovers = own_shm_leftovers(tmp, shm_before)
     check(not leftovers, f"shared memory left behind: {leftovers}")
     if failures:
         print(f"{len(failures)} failure(s)", file=sys.stderr)

@@ -17,6 +17,7 @@ Checks:
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; listens on 127.0.0.1 only.
 """
 
+import glob
 import json
 import os
 import signal
@@ -66,6 +67,18 @@ def faults_of(run):
 
 def shm_names():
     return {n for n in os.listdir("/dev/shm") if n.startswith("holdfast-")}
+
+
+def own_shm_leftovers(root, before):
+    """Shared-memory objects of this test's runs still present (other tests' runs may be live in parallel):
+    every supervisor names its board in RUN/rdzv.json, and a run's objects share the board's prefix."""
+    prefixes = []
+    for f in glob.glob(os.path.join(root, "**", "rdzv.json"), recursive=True):
+        try:
+            prefixes.append(json.load(open(f))["board"].lstrip("/")[: -len("board")])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(n for n in shm_names() - before if any(n.startswith(p) for p in prefixes))
 
 
 def main():
@@ -165,7 +178,7 @@ def main():
     check(p.returncode == 2 and "HOLDFAST_DIST_WORLD is not set" in p.stderr, f"worker by hand: {p.stderr}")
     print("bad input: clear errors")
 
-    leftovers = sorted(shm_names() - shm_before)
+    leftovers = own_shm_leftovers(tmp, shm_before)
     check(not leftovers, f"shared memory left behind: {leftovers}")
     if failures:
         print(f"{len(failures)} failure(s)", file=sys.stderr)
