@@ -52,7 +52,7 @@ std::string param_name(const ::testing::TestParamInfo<Param>& info) {
 }
 
 // Row i of `batch` equals `alone` bit for bit (NaN-safe: compares bytes).
-bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * sizeof(float)) == 0; }
+bool same_bits(const float* a, const float* b, size_t n) { return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0; }
 
 size_t first_difference(const float* a, const float* b, size_t n) {
   for (size_t i = 0; i < n; ++i)

@@ -31,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr int kScale = 8;  // sanitizer builds are ~10x slower: fewer samples (the test stays valid)
+constexpr int kScale = 4;  // sanitizer builds are ~10x slower: fewer samples (the test stays valid)
 #else
 constexpr int kScale = 1;
 #endif
@@ -261,7 +261,8 @@ TEST_P(SpeculativeTest, SampledOutputHasThePlainDistribution) {
                                                   << " df";
     SamplingParams hotter = sp;
     hotter.temperature *= 2.0f;
-    const double control = chi_square(sample_counts(false, hotter, nullptr, n_runs / 3), exact, n_runs / 3, &df);
+    // As many samples as the real check: the control must have the power to fail.
+    const double control = chi_square(sample_counts(false, hotter, nullptr, n_runs), exact, n_runs, &df);
     EXPECT_GT(control, chi_square_critical(df)) << "samples at twice the temperature pass the test";
     std::cout << "  temperature " << sp.temperature << " top_k " << sp.top_k << " top_p " << sp.top_p
               << ": acceptance " << double(spec_st.accepted) / double(spec_st.drafted) << ", chi-square spec "
