@@ -16,13 +16,15 @@ The nan, bitflip and disk-full kinds need the training job: tests/dist/chaos_tra
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; everything on 127.0.0.1.
 """
 
-import glob
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shm_check import own_shm_leftovers, shm_names  # noqa: E402
 
 BIN = os.environ.get("HOLDFAST_BIN", "")
 SRC = os.environ.get("HOLDFAST_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -38,22 +40,6 @@ def check(cond, msg):
 
 def run(*args, timeout=180):
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def shm_names():
-    return {n for n in os.listdir("/dev/shm") if n.startswith("holdfast-")}
-
-
-def own_shm_leftovers(root, before):
-    """Shared-memory objects of this test's runs still present (other tests' runs may be live in parallel):
-    every supervisor names its board in RUN/rdzv.json, and a run's objects share the board's prefix."""
-    prefixes = []
-    for f in glob.glob(os.path.join(root, "**", "rdzv.json"), recursive=True):
-        try:
-            prefixes.append(json.load(open(f))["board"].lstrip("/")[: -len("board")])
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(n for n in shm_names() - before if any(n.startswith(p) for p in prefixes))
 
 
 def chaos_every_kind(tmp):

@@ -17,7 +17,6 @@ Checks:
 Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; listens on 127.0.0.1 only.
 """
 
-import glob
 import json
 import os
 import signal
@@ -26,6 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shm_check import own_shm_leftovers, shm_names  # noqa: E402
 
 BIN = os.environ.get("HOLDFAST_BIN", "")
 TIMEOUT_S = 60
@@ -63,22 +65,6 @@ def events(run):
 
 def faults_of(run):
     return [(e["kind"], e["rank"]) for e in events(run) if e["event"] == "fault"]
-
-
-def shm_names():
-    return {n for n in os.listdir("/dev/shm") if n.startswith("holdfast-")}
-
-
-def own_shm_leftovers(root, before):
-    """Shared-memory objects of this test's runs still present (other tests' runs may be live in parallel):
-    every supervisor names its board in RUN/rdzv.json, and a run's objects share the board's prefix."""
-    prefixes = []
-    for f in glob.glob(os.path.join(root, "**", "rdzv.json"), recursive=True):
-        try:
-            prefixes.append(json.load(open(f))["board"].lstrip("/")[: -len("board")])
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(n for n in shm_names() - before if any(n.startswith(p) for p in prefixes))
 
 
 def main():
