@@ -60,13 +60,12 @@ void add_grads_command(CLI::App& app) {
     const train::ParamStore params = train::ParamStore::from_checkpoint(ckpt, cfg);
     const model::ModelWeights weights = model::ModelWeights::bind(params, cfg);
     train::ParamStore grads = train::ParamStore::gradients_for(cfg);
-    model::ModelGrads g = grads.bind_grads(cfg);
     Context ctx(opts->threads);
     const train::LossResult r = train::lm_loss_and_grads(
         ctx, cfg, weights, tokens, targets, {.mtp = opts->mtp,
                                        .mtp_lambda = opts->mtp_lambda,
                                        .seq_aux_alpha = opts->seq_aux_alpha,
-                                       .expert_aux_alpha = opts->expert_aux_alpha}, g);
+                                       .expert_aux_alpha = opts->expert_aux_alpha}, grads);
     std::map<std::string, std::string> meta = {{"loss", fmt::format("{:.17g}", r.loss)},
                                                {"loss_main", fmt::format("{:.17g}", r.main_loss)},
                                                {"loss_balance", fmt::format("{:.17g}", r.balance_loss)},

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "model/transformer.h"
@@ -55,10 +57,21 @@ double head_loss(Context& ctx, const model::WeightRef& head, const float* normed
 
 }  // namespace
 
+ParamStore& LossWorkspace::grads(int t) {
+  HOLDFAST_CHECK(t >= 1, "slot 0 uses the caller's gradients");
+  while (int(grads_.size()) < t) grads_.push_back(ParamStore::gradients_for(cfg_));
+  return grads_[size_t(t - 1)];
+}
+
+Context& LossWorkspace::context(int t) {
+  while (int(ctx_.size()) <= t) ctx_.push_back(std::make_unique<Context>(1));
+  return *ctx_[size_t(t)];
+}
+
 LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, const model::ModelWeights& w,
                              const std::vector<std::vector<int32_t>>& tokens,
                              const std::vector<std::vector<int32_t>>& targets, const LossOptions& options,
-                             model::ModelGrads& grads) {
+                             ParamStore& grads, LossWorkspace* workspace) {
   check_batch(cfg, tokens, targets);
   const int64_t S = int64_t(tokens[0].size()), H = cfg.hidden_size, V = cfg.vocab_size;
   const int64_t L = cfg.num_hidden_layers, D = options.mtp ? cfg.num_nextn_predict_layers : 0;
@@ -75,38 +88,72 @@ LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, con
   for (int64_t m = 1; m <= D; ++m)
     if (n_mtp[m]) mtp_scale[m] = float(options.mtp_lambda / double(D) / double(n_mtp[m]));
 
-  // One sequence's forward state, kept until its backward.
+  // One sequence's forward state, kept until its backward, and its contributions to the batch's sums
+  // (added in sequence order at the end, so the sums do not depend on the thread count).
   struct SequencePass {
     model::TransformerSaved saved;
     std::vector<float> normed, dnormed;
     std::vector<model::MtpSaved> mtp_saved;
     std::vector<std::vector<float>> hidden, dnormed_m;
+    double main_sum = 0, balance_loss = 0;
+    std::vector<double> mtp_sum;
+    std::vector<std::vector<int64_t>> expert_load;  // [layer][expert], empty rows for dense layers
   };
   const int64_t B = int64_t(tokens.size());
   const bool batch_balance = options.expert_aux_alpha != 0;
-  double main_sum = 0;
-  std::vector<double> mtp_sum(D + 1, 0.0);
   res.expert_load.assign(L + D, {});
+
+  // Slots: sequence b runs on slot b mod T with that slot's context and gradients.
+  const int T = int(std::min<int64_t>(ctx.n_threads, B));
+  std::unique_ptr<LossWorkspace> own_workspace;
+  if (T > 1 && !workspace) {
+    own_workspace = std::make_unique<LossWorkspace>(cfg);
+    workspace = own_workspace.get();
+  }
+  std::vector<model::ModelGrads> slot_grads;
+  std::vector<Context*> slot_ctx;
+  for (int t = 0; t < T; ++t) {
+    ParamStore* store = &grads;
+    if (t > 0) {
+      store = &workspace->grads(t);
+      store->fill_zero();
+    }
+    slot_grads.push_back(store->bind_grads(cfg));
+    slot_ctx.push_back(T > 1 ? &workspace->context(t) : &ctx);
+  }
+  // Runs fn(b, slot) for every sequence, slot t taking b = t, t+T, ... in order.
+  auto over_sequences = [&](const std::function<void(size_t, int)>& fn) {
+    if (T <= 1) {
+      for (size_t b = 0; b < size_t(B); ++b) fn(b, 0);
+      return;
+    }
+    ctx.pool.parallel_for(size_t(T), [&](size_t t0, size_t t1, int) {
+      for (size_t t = t0; t < t1; ++t)
+        for (size_t b = t; b < size_t(B); b += size_t(T)) fn(b, int(t));
+    });
+  };
 
   auto add_load = [](std::vector<int64_t>& into, const std::vector<int64_t>& load) {
     if (into.empty()) into.assign(load.size(), 0);
     for (size_t e = 0; e < load.size(); ++e) into[e] += load[e];
   };
-  auto forward = [&](size_t b, SequencePass& p) {
+  auto forward = [&](size_t b, SequencePass& p, int slot) {
+    Context& c = *slot_ctx[size_t(slot)];
+    model::ModelGrads& g = slot_grads[size_t(slot)];
     const std::vector<int32_t>& tok = tokens[b];
     const std::vector<int32_t>& tgt = targets[b];
     model::KVCache cache(L + cfg.num_nextn_predict_layers, cfg.kv_lora_rank + cfg.qk_rope_head_dim);
     // Main model, head and loss.
     p.normed.resize(S * H);
     p.dnormed.assign(S * H, 0.0f);
-    model::transformer_forward(ctx, cfg, rope, w, tok, cache, model::MlaForm::kNaive, p.normed.data(), &p.saved);
-    main_sum += head_loss(ctx, w.lm_head, p.normed.data(), S, V, tgt.data(), main_scale, p.dnormed.data(),
-                          grads.lm_head);
+    model::transformer_forward(c, cfg, rope, w, tok, cache, model::MlaForm::kNaive, p.normed.data(), &p.saved);
+    p.main_sum = head_loss(c, w.lm_head, p.normed.data(), S, V, tgt.data(), main_scale, p.dnormed.data(), g.lm_head);
     // MTP modules m = 1..D over positions 0..S-1-m, each fed the previous module's h (h^0 = normed).
     const int64_t D_run = std::min<int64_t>(D, S - 1);
     p.mtp_saved.resize(D_run + 1);
     p.hidden.resize(D_run + 1);
     p.dnormed_m.resize(D_run + 1);
+    p.mtp_sum.assign(D + 1, 0.0);
     for (int64_t m = 1; m <= D_run; ++m) {
       const int64_t n = S - m;
       const model::MtpWeights& mw = w.mtp[m - 1];
@@ -114,36 +161,37 @@ LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, con
       std::vector<float> nm(n * H);
       p.hidden[m].resize(n * H);
       p.dnormed_m[m].assign(n * H, 0.0f);
-      model::mtp_module_forward(ctx, cfg, rope, mw, m, tok, hin, cache.layers[L + m - 1], model::MlaForm::kNaive,
+      model::mtp_module_forward(c, cfg, rope, mw, m, tok, hin, cache.layers[L + m - 1], model::MlaForm::kNaive,
                                 p.hidden[m].data(), nm.data(), &p.mtp_saved[m]);
-      mtp_sum[m] += head_loss(ctx, mw.shared_head_head, nm.data(), n, V, tgt.data() + m, mtp_scale[m],
-                              p.dnormed_m[m].data(), grads.mtp[m - 1].shared_head_head);
+      p.mtp_sum[m] = head_loss(c, mw.shared_head_head, nm.data(), n, V, tgt.data() + m, mtp_scale[m],
+                               p.dnormed_m[m].data(), g.mtp[m - 1].shared_head_head);
     }
     // Expert load of every MoE layer; the sequence-wise balance loss of the main model's layers.
+    p.expert_load.assign(L + D, {});
     for (int64_t l = 0; l < L; ++l) {
       if (!w.layers[l].moe) continue;
       model::MoeSaved& moe = p.saved.layers[l].moe;
-      const std::vector<int64_t> load = count_expert_load(cfg, moe.routing);
-      add_load(res.expert_load[l], load);
+      p.expert_load[l] = count_expert_load(cfg, moe.routing);
       if (options.seq_aux_alpha != 0)
-        res.balance_loss += balance_loss_and_grad(cfg, moe.routing, load, options.seq_aux_alpha / double(B),
-                                                  moe.dscores);
+        p.balance_loss += balance_loss_and_grad(cfg, moe.routing, p.expert_load[l],
+                                                options.seq_aux_alpha / double(B), moe.dscores);
     }
     for (int64_t m = 1; m <= D_run; ++m)
-      if (w.mtp[m - 1].layer.moe)
-        add_load(res.expert_load[L + m - 1], count_expert_load(cfg, p.mtp_saved[m].layer.moe.routing));
+      if (w.mtp[m - 1].layer.moe) p.expert_load[L + m - 1] = count_expert_load(cfg, p.mtp_saved[m].layer.moe.routing);
   };
 
-  auto backward = [&](size_t b, SequencePass& p) {
+  auto backward = [&](SequencePass& p, int slot) {
+    Context& c = *slot_ctx[size_t(slot)];
+    model::ModelGrads& g = slot_grads[size_t(slot)];
     // MTP modules last to first, then the main model.
     const int64_t D_run = int64_t(p.mtp_saved.size()) - 1;
     std::vector<float> dhidden_next;  // dL/dh^m from module m+1, [S-m, H]
     for (int64_t m = D_run; m >= 1; --m) {
       const int64_t n = S - m;
       std::vector<float> dhin(n * H, 0.0f);
-      model::mtp_module_backward(ctx, cfg, rope, w.mtp[m - 1], p.mtp_saved[m],
+      model::mtp_module_backward(c, cfg, rope, w.mtp[m - 1], p.mtp_saved[m],
                                  dhidden_next.empty() ? nullptr : dhidden_next.data(), p.dnormed_m[m].data(),
-                                 dhin.data(), grads.mtp[m - 1]);
+                                 dhin.data(), g.mtp[m - 1]);
       if (m == 1) {
         for (int64_t i = 0; i < n * H; ++i) p.dnormed[i] += dhin[i];
       } else {
@@ -151,29 +199,57 @@ LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, con
         std::copy(dhin.begin(), dhin.end(), dhidden_next.begin());
       }
     }
-    model::transformer_backward(ctx, cfg, rope, w, p.saved, p.dnormed.data(), grads);
+    model::transformer_backward(c, cfg, rope, w, p.saved, p.dnormed.data(), g);
   };
 
+  // What each sequence adds to the batch's sums, kept after its activations are freed.
+  std::vector<SequencePass> sums(static_cast<size_t>(B));
+  auto keep_sums = [](SequencePass& into, SequencePass& p) {
+    into.main_sum = p.main_sum;
+    into.balance_loss = p.balance_loss;
+    into.mtp_sum = std::move(p.mtp_sum);
+    into.expert_load = std::move(p.expert_load);
+  };
   if (!batch_balance) {
-    // One sequence's activations alive at a time.
-    for (size_t b = 0; b < tokens.size(); ++b) {
+    // One sequence's activations alive per slot.
+    over_sequences([&](size_t b, int slot) {
       SequencePass p;
-      forward(b, p);
-      backward(b, p);
-    }
+      forward(b, p, slot);
+      backward(p, slot);
+      keep_sums(sums[b], p);
+    });
   } else {
     // The expert-level loss needs the whole batch's selection counts before any backward.
-    std::vector<SequencePass> passes(tokens.size());
-    for (size_t b = 0; b < tokens.size(); ++b) forward(b, passes[b]);
+    std::vector<SequencePass> passes(static_cast<size_t>(B));
+    over_sequences([&](size_t b, int slot) { forward(b, passes[b], slot); });
+    for (const SequencePass& p : passes)
+      for (int64_t l = 0; l < L + D; ++l)
+        if (!p.expert_load[l].empty()) add_load(res.expert_load[l], p.expert_load[l]);
     for (int64_t l = 0; l < L; ++l) {
       if (!w.layers[l].moe) continue;
       // Over the batch's B·S tokens: one sequence-shaped term per sequence with the batch's counts.
       for (SequencePass& p : passes)
-        res.balance_loss += balance_loss_and_grad(cfg, p.saved.layers[l].moe.routing, res.expert_load[l],
-                                                  options.expert_aux_alpha / double(B), p.saved.layers[l].moe.dscores,
-                                                  /*count_tokens=*/B * S);
+        p.balance_loss += balance_loss_and_grad(cfg, p.saved.layers[l].moe.routing, res.expert_load[l],
+                                                options.expert_aux_alpha / double(B), p.saved.layers[l].moe.dscores,
+                                                /*count_tokens=*/B * S);
     }
-    for (size_t b = 0; b < tokens.size(); ++b) backward(b, passes[b]);
+    res.expert_load.assign(L + D, {});  // summed again below with every other sum
+    over_sequences([&](size_t b, int slot) {
+      backward(passes[b], slot);
+      keep_sums(sums[b], passes[b]);
+      passes[b] = SequencePass{};
+    });
+  }
+  for (int t = 1; t < T; ++t) grads.add_values(workspace->grads(t));
+
+  double main_sum = 0;
+  std::vector<double> mtp_sum(D + 1, 0.0);
+  for (const SequencePass& p : sums) {
+    main_sum += p.main_sum;
+    res.balance_loss += p.balance_loss;
+    for (int64_t m = 1; m <= D; ++m) mtp_sum[m] += p.mtp_sum[m];
+    for (int64_t l = 0; l < L + D; ++l)
+      if (!p.expert_load[l].empty()) add_load(res.expert_load[l], p.expert_load[l]);
   }
   res.main_loss = res.n_targets ? main_sum / double(res.n_targets) : 0.0;
   res.loss = res.main_loss + res.balance_loss;

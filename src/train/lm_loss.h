@@ -1,14 +1,17 @@
 // The language-model training loss over a batch and its gradient (MODEL-SPEC §4, §5.1): forward with
-// saved activations, head, cross-entropy, then the same steps in reverse. One sequence at a time, so
-// only one sequence's activations are alive.
+// saved activations, head, cross-entropy, then the same steps in reverse. The batch's sequences run
+// concurrently, one per thread (each thread single-threaded kernels, its own gradient buffer; buffers summed
+// in slot order, so a thread count always gives the same bits), and only one sequence per thread is alive.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/context.h"
 #include "model/config.h"
 #include "model/weights/model_weights.h"
+#include "train/params.h"
 
 namespace holdfast::train {
 
@@ -36,10 +39,27 @@ struct LossResult {
 // (i = 0..S-1-m): with targets[i] = t_{i+1} that is t_{i+m+1}, as §4 states. Losses are means over
 // their non-ignored targets; a loss with no targets is 0 and contributes no gradient. The MTP loss
 // also reaches the main model through h^0 and the tied embedding/head. Gradients accumulate (+=)
-// into `grads`. Throws InputError on ragged rows or ids/targets out of range.
+// into `grads` (a ParamStore::gradients_for(cfg)). Throws InputError on ragged rows or ids/targets out of
+// range.
+//
+// Threads: sequence b runs on slot b mod T, T = min(ctx.n_threads, B); slot 0 accumulates into `grads`, slot
+// t > 0 into a buffer of `workspace` (made here when null: pass one to reuse its buffers across calls).
+class LossWorkspace {
+ public:
+  explicit LossWorkspace(const model::DeepSeekConfig& cfg) : cfg_(cfg) {}
+  // Slot t's gradient buffer (t >= 1) and single-threaded context (t >= 0), made on first use.
+  ParamStore& grads(int t);
+  Context& context(int t);
+
+ private:
+  model::DeepSeekConfig cfg_;
+  std::vector<ParamStore> grads_;             // slots 1..
+  std::vector<std::unique_ptr<Context>> ctx_;  // slots 0..
+};
+
 LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, const model::ModelWeights& w,
                              const std::vector<std::vector<int32_t>>& tokens,
                              const std::vector<std::vector<int32_t>>& targets, const LossOptions& options,
-                             model::ModelGrads& grads);
+                             ParamStore& grads, LossWorkspace* workspace = nullptr);
 
 }  // namespace holdfast::train

@@ -131,6 +131,17 @@ void ParamStore::fill_zero() {
   for (auto& [name, e] : entries_) std::fill(e.values.begin(), e.values.end(), 0.0f);
 }
 
+void ParamStore::add_values(const ParamStore& other) {
+  for (auto& [name, e] : entries_) {
+    const auto it = other.entries_.find(name);
+    HOLDFAST_CHECK(it != other.entries_.end() && it->second.values.size() == e.values.size(),
+                   "add_values: '{}' is missing or has another size in the other store", name);
+    const float* src = it->second.values.data();
+    float* dst = e.values.data();
+    for (size_t i = 0; i < e.values.size(); ++i) dst[i] += src[i];
+  }
+}
+
 model::ModelGrads ParamStore::bind_grads(const model::DeepSeekConfig& cfg) {
   return model::ModelGrads::bind([this](const std::string& name) { return data(name); }, cfg);
 }

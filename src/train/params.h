@@ -47,6 +47,8 @@ class ParamStore : public model::TensorSource {
   // The main tensor an alias refers to, or the name itself.
   std::string_view canonical(std::string_view name) const;
   void fill_zero();
+  // values += other's values, tensor by tensor (stores of the same config; e.g. per-thread gradients).
+  void add_values(const ParamStore& other);
 
   // Gradient pointers for model::ModelGrads::bind.
   model::ModelGrads bind_grads(const model::DeepSeekConfig& cfg);

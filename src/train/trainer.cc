@@ -59,8 +59,9 @@ Trainer::Trainer(Context& ctx, const model::DeepSeekConfig& cfg, const TrainConf
       sampler_(sampler),
       state_(std::move(state)),
       grads_(ParamStore::gradients_for(cfg)),
+      loss_ws_(cfg),
       schedule_(lr_schedule(tc)),
-      good_{.params = {}, .opt = state_.opt},
+      good_{},
       keep_snapshot_(tc.guards.on_nan == NanAction::kRollback || tc.guards.on_spike == SpikeAction::kRollback) {
   HOLDFAST_CHECK(sampler.seq_len() == tc.batch.seq_len, "sampler seq_len {} vs batch.seq_len {}", sampler.seq_len(),
                  tc.batch.seq_len);
@@ -86,7 +87,8 @@ void Trainer::rollback() {
     std::copy(good_.params[i].begin(), good_.params[i].end(), v.begin());
     ++i;
   });
-  state_.opt = good_.opt;
+  HOLDFAST_CHECK(good_.opt.has_value(), "rollback without a snapshot (no rollback guard is configured)");
+  state_.opt = *good_.opt;
   state_.step = good_.step;
   state_.spikes.set_losses(good_.spike_losses);
 }
@@ -148,14 +150,13 @@ bool all_finite(const std::vector<float>& v) {
 
 LossResult Trainer::accumulate(const MicroBatchPlan& plan) {
   grads_.fill_zero();
-  model::ModelGrads g = grads_.bind_grads(cfg_);
   // Vectors (norms, biases) are copied at bind time, so bind after every update.
   const model::ModelWeights w = model::ModelWeights::bind(state_.params, cfg_);
   LossResult sum;
   std::vector<std::vector<int32_t>> tokens, targets;
   for (int64_t j = 0; j < plan.n_micro; ++j) {
     read_sequences(sampler_, plan.first_sequence(j), plan.micro_batch, tokens, targets);
-    add_micro_batch_loss(sum, lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, g), j);
+    add_micro_batch_loss(sum, lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, grads_, &loss_ws_), j);
   }
   to_means(sum, grads_, plan.n_micro);
   return sum;
@@ -163,7 +164,6 @@ LossResult Trainer::accumulate(const MicroBatchPlan& plan) {
 
 LossResult Trainer::accumulate_shared(const MicroBatchPlan& plan, const std::vector<int64_t>& mine, StepExchange& ex,
                                       bool& local_ok) {
-  model::ModelGrads g = grads_.bind_grads(cfg_);
   const model::ModelWeights w = model::ModelWeights::bind(state_.params, cfg_);
   std::vector<std::vector<int32_t>> tokens, targets;
   std::vector<LossResult> losses;
@@ -173,7 +173,7 @@ LossResult Trainer::accumulate_shared(const MicroBatchPlan& plan, const std::vec
     // Every micro-batch starts from zero gradients, so its gradient is the same bits on any process.
     grads_.fill_zero();
     read_sequences(sampler_, plan.first_sequence(mine[t]), plan.micro_batch, tokens, targets);
-    losses.push_back(lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, g));
+    losses.push_back(lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, grads_, &loss_ws_));
     flatten(grads_, flat_mine_[t]);
     if (poison_next_) {
       flat_mine_[t][flat_mine_[t].size() / 2] = std::numeric_limits<float>::quiet_NaN();

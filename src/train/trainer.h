@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,12 +121,13 @@ class Trainer {
   const SequenceSampler& sampler_;
   TrainState state_;
   ParamStore grads_;
+  LossWorkspace loss_ws_;  // per-thread gradient buffers of lm_loss_and_grads, kept across steps
   LrSchedule schedule_;
   LossOptions loss_options_;
   // Rollback target: parameter values and optimizer state at the last mark_good().
   struct Snapshot {
-    std::vector<std::vector<float>> params;  // by canonical name, in spec order
-    AdamW opt;
+    std::vector<std::vector<float>> params;  // by canonical name, in spec order; empty without rollback guards
+    std::optional<AdamW> opt;                // only with rollback guards: a copy is as big as two models
     int64_t step = 0;
     std::vector<double> spike_losses;
   } good_;

@@ -4,6 +4,7 @@
 // top-k method, shared experts, tied and untied heads, MTP). Plus the ignore-index and tying rules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <unistd.h>
 
@@ -42,8 +43,7 @@ double loss_at(Context& ctx, Fixture& f, const std::vector<std::vector<int32_t>>
                const std::vector<std::vector<int32_t>>& tgt, const LossOptions& opt) {
   const auto w = model::ModelWeights::bind(f.params, f.cfg);  // rebind: vectors are copied at bind
   ParamStore scratch = ParamStore::gradients_for(f.cfg);
-  auto g = scratch.bind_grads(f.cfg);
-  return lm_loss_and_grads(ctx, f.cfg, w, tok, tgt, opt, g).loss;
+  return lm_loss_and_grads(ctx, f.cfg, w, tok, tgt, opt, scratch).loss;
 }
 
 void check_directional(const std::string& name, bool mtp) {
@@ -53,10 +53,9 @@ void check_directional(const std::string& name, bool mtp) {
   const std::vector<std::vector<int32_t>> tgt = {{17, 42, 5, -100}, {1, 77, 30, 2}};
   const LossOptions opt{.mtp = mtp, .mtp_lambda = 0.5};
   ParamStore grads = ParamStore::gradients_for(f.cfg);
-  auto g = grads.bind_grads(f.cfg);
   {
     const auto w = model::ModelWeights::bind(f.params, f.cfg);
-    lm_loss_and_grads(ctx, f.cfg, w, tok, tgt, opt, g);
+    lm_loss_and_grads(ctx, f.cfg, w, tok, tgt, opt, grads);
   }
   Rng rng(9);
   int checked = 0;
@@ -93,13 +92,51 @@ TEST(LmLossBackward, V3DirectionalDerivatives) { check_directional("tiny_v3", fa
 TEST(LmLossBackward, V3WithMtpDirectionalDerivatives) { check_directional("tiny_v3", true); }
 TEST(LmLossBackward, MixedTiedDirectionalDerivatives) { check_directional("tiny_mixed", false); }
 
+// Sequences run one per thread with per-thread gradient buffers: the losses and expert loads are the same bits
+// for any thread count (summed in sequence order), the gradients the same sums in another order, and a
+// thread count repeats its own bits (reused workspace, stale buffers zeroed).
+TEST(LmLossBackward, ThreadSlotsGiveTheSameLossAndGradients) {
+  for (const LossOptions opt : {LossOptions{.mtp = true, .seq_aux_alpha = 0.01},
+                                LossOptions{.mtp = true, .expert_aux_alpha = 0.01}}) {
+    Fixture f = load("tiny_v3", 11);
+    const std::vector<std::vector<int32_t>> tok = {{3, 17, 42, 5, 8}, {9, 1, 77, 30, 4}, {6, 6, 2, 90, 11}};
+    const std::vector<std::vector<int32_t>> tgt = {{17, 42, 5, 8, -100}, {1, 77, 30, 4, 2}, {6, 2, 90, 11, 3}};
+    const auto w = model::ModelWeights::bind(f.params, f.cfg);
+    Context one(1), three(3);
+    ParamStore g1 = ParamStore::gradients_for(f.cfg), g3 = ParamStore::gradients_for(f.cfg),
+               again = ParamStore::gradients_for(f.cfg);
+    LossWorkspace ws(f.cfg);
+    const LossResult r1 = lm_loss_and_grads(one, f.cfg, w, tok, tgt, opt, g1);
+    const LossResult r3 = lm_loss_and_grads(three, f.cfg, w, tok, tgt, opt, g3, &ws);
+    const LossResult r3b = lm_loss_and_grads(three, f.cfg, w, tok, tgt, opt, again, &ws);
+    EXPECT_EQ(r1.loss, r3.loss);
+    EXPECT_EQ(r1.balance_loss, r3.balance_loss);
+    EXPECT_GT(r1.balance_loss, 0.0);
+    EXPECT_EQ(r1.mtp_loss, r3.mtp_loss);
+    EXPECT_EQ(r1.expert_load, r3.expert_load);
+    EXPECT_EQ(r3.loss, r3b.loss);
+    int compared = 0;
+    for (const auto& spec : g1.specs()) {
+      if (g1.canonical(spec.name) != spec.name) continue;
+      const auto a = g1.values(spec.name), b = g3.values(spec.name), c = again.values(spec.name);
+      double ref = 0;
+      for (float x : a) ref = std::max(ref, double(std::abs(x)));
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_NEAR(a[i], b[i], 1e-5 * ref + 1e-12) << spec.name << "[" << i << "]";
+        ASSERT_EQ(b[i], c[i]) << spec.name << "[" << i << "]";
+      }
+      compared += ref > 0;
+    }
+    EXPECT_GT(compared, 20);
+  }
+}
+
 TEST(LmLossBackward, AllIgnoredTargetsGiveZeroLossAndGradients) {
   Context ctx(2);
   Fixture f = load("tiny_v3", 6);
   ParamStore grads = ParamStore::gradients_for(f.cfg);
-  auto g = grads.bind_grads(f.cfg);
   const auto w = model::ModelWeights::bind(f.params, f.cfg);
-  const auto r = lm_loss_and_grads(ctx, f.cfg, w, {{1, 2, 3}}, {{-100, -100, -100}}, {.mtp = true}, g);
+  const auto r = lm_loss_and_grads(ctx, f.cfg, w, {{1, 2, 3}}, {{-100, -100, -100}}, {.mtp = true}, grads);
   EXPECT_EQ(r.loss, 0.0);
   EXPECT_EQ(r.n_targets, 0);
   for (const auto& spec : grads.specs())
@@ -126,11 +163,10 @@ TEST(LmLossBackward, RejectsBadBatches) {
   Context ctx(1);
   Fixture f = load("tiny_v2lite", 8);
   ParamStore grads = ParamStore::gradients_for(f.cfg);
-  auto g = grads.bind_grads(f.cfg);
   const auto w = model::ModelWeights::bind(f.params, f.cfg);
-  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, 2}}, {{1}}, {}, g), InputError);
-  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, 2}}, {{1, 320}}, {}, g), InputError);
-  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, -1}}, {{1, 2}}, {}, g), InputError);
+  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, 2}}, {{1}}, {}, grads), InputError);
+  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, 2}}, {{1, 320}}, {}, grads), InputError);
+  EXPECT_THROW(lm_loss_and_grads(ctx, f.cfg, w, {{1, -1}}, {{1, 2}}, {}, grads), InputError);
 }
 
 }  // namespace
