@@ -16,6 +16,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/context.h"
+#include "core/dtype.h"
 #include "core/rng.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/ops.h"
@@ -181,6 +183,44 @@ TEST(Quant, GemmPathAndNoTransposeUseDequantizedWeights) {
         for (int64_t r = 0; r < 70; ++r) ref += double(xn[t * 70 + r]) * deq[r * 300 + c];
         ASSERT_NEAR(yn[t * 300 + c], ref, 1e-4);
       }
+  }
+}
+
+// Row-independent x·W (decode's per-head MLA absorption) reads Q8 / Q4 / BF16 weights in place: the
+// same bits as the F32 kernel on the dequantized matrix, for row slices, odd shapes (scalar tails) and
+// 1..5 activation rows, on every target.
+TEST(Quant, MatmulNnInPlaceEqualsDequantizedF32) {
+  Rng rng(21);
+  for (const DType dt : {DType::kQ8, DType::kQ4, DType::kBF16}) {
+    for (const int64_t cols : {256, 300, 37}) {
+      const int64_t rows = 40;
+      QuantWeight qw;
+      std::vector<uint16_t> bf16;
+      WeightRef w;
+      if (dt == DType::kBF16) {
+        bf16.resize(rows * cols);
+        for (auto& v : bf16) v = f32_to_bf16(float(rng.normal() * 0.05));
+        w = {.dtype = DType::kBF16, .data = bf16.data(), .rows = rows, .cols = cols};
+      } else {
+        qw = make_weight(dt, rows, cols, rng, /*misalign=*/3);
+        w = qw.ref();
+      }
+      const WeightRef slice = w.row_slice(8, 24);
+      std::vector<float> deq(slice.rows * cols);
+      for (int64_t r = 0; r < slice.rows; ++r) weight_row_to_f32(slice, r, deq.data() + r * cols);
+      const WeightRef f32{.dtype = DType::kF32, .data = deq.data(), .rows = slice.rows, .cols = cols};
+      for (const int threads : {1, 2}) {
+        Context ctx(threads);
+        for (const int64_t n : {1, 2, 5}) {
+          std::vector<float> x(n * slice.rows), got(n * cols, -1.0f), want(n * cols, -2.0f);
+          for (auto& v : x) v = float(rng.normal());
+          matmul_nn(ctx, x.data(), n, slice, got.data(), 0, 0, Rows::kIndependent);
+          matmul_nn(ctx, x.data(), n, f32, want.data(), 0, 0, Rows::kIndependent);
+          for (int64_t i = 0; i < n * cols; ++i)
+            ASSERT_EQ(got[i], want[i]) << dtype_name(dt) << " cols " << cols << " n " << n << " at " << i;
+        }
+      }
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/dtype.h"
@@ -141,17 +142,74 @@ void MatmulRowsF16(const void* w, int64_t rows, int64_t cols, const float* x, in
   MatmulRowsT<hwy::float16_t>(w, rows, cols, x, n, ldx, y, ldy, accumulate);
 }
 
-// y[t, c] = Σ_k x[t, k]·w[k, c] for c in [c0, c1), t < n; w is [k_rows, ld_w] F32. c0 must be a
-// multiple of the vector length: whole vectors of columns go through lanes, the last cols % N
-// columns of the matrix (c1 == cols) through the scalar loop, the same split for every call.
-void MatmulNnRowsF32(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, int64_t c1, const float* x, int64_t n,
-                     int64_t ldx, float* y, int64_t ldy) {
+// Weight accessors of MatmulNnRowsT: Load(df, k, c) is the F32 vector of W[k, c..c+N), At(k, c) one
+// element; both give exactly the values the dequantizers write (same operations), so the products equal
+// the F32 kernel on a dequantized copy, bit for bit, without making the copy.
+struct NnF32 {
+  const float* w;
+  int64_t ld;
+  HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const { return hn::LoadU(df, w + k * ld + c); }
+  HWY_INLINE float At(int64_t k, int64_t c) const { return w[k * ld + c]; }
+};
+
+template <typename T>
+struct NnHalf {
+  const T* w;
+  int64_t ld;
+  HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const { return LoadW(df, w + k * ld + c); }
+  HWY_INLINE float At(int64_t k, int64_t c) const { return ScalarW(w[k * ld + c]); }
+};
+
+// Q8 / Q4 rows (kernels/quant.h): a vector never straddles a 32-block because c is a multiple of N and
+// N divides 16 (MatmulNnRowsBlock takes the scalar path otherwise).
+struct NnQ8 {
+  const int8_t* q;
+  const uint16_t* s;
+  int64_t row_bytes, nb;
+  HWY_INLINE float Scale(int64_t k, int64_t c) const { return f16_to_f32(s[k * nb + c / 32]); }
+  HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const {
+    const hn::Rebind<int32_t, DF> di32;
+    const hn::Rebind<int8_t, DF> di8;
+    return hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(di8, q + k * row_bytes + c))),
+                   hn::Set(df, Scale(k, c)));
+  }
+  HWY_INLINE float At(int64_t k, int64_t c) const { return Scale(k, c) * float(q[k * row_bytes + c]); }
+};
+
+struct NnQ4 {
+  const uint8_t* q;
+  const uint16_t* s;
+  int64_t row_bytes, nb;
+  HWY_INLINE float Scale(int64_t k, int64_t c) const { return f16_to_f32(s[k * nb + c / 32]); }
+  // Element j of a block: the low nibble of byte j (j < 16) or the high nibble of byte j - 16.
+  HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const {
+    const hn::Rebind<int32_t, DF> di32;
+    const hn::Rebind<uint8_t, DF> du8;
+    const int64_t j = c % 32;
+    const auto v = hn::LoadU(du8, q + k * row_bytes + (c / 32) * 16 + (j & 15));
+    const auto nib = j < 16 ? hn::And(v, hn::Set(du8, uint8_t(0x0F))) : hn::ShiftRight<4>(v);
+    return hn::Mul(hn::Sub(hn::ConvertTo(df, hn::PromoteTo(di32, nib)), hn::Set(df, 8.0f)),
+                   hn::Set(df, Scale(k, c)));
+  }
+  HWY_INLINE float At(int64_t k, int64_t c) const {
+    const int64_t j = c % 32;
+    const uint8_t byte = q[k * row_bytes + (c / 32) * 16 + (j & 15)];
+    return Scale(k, c) * float((j < 16 ? (byte & 0xF) : (byte >> 4)) - 8);
+  }
+};
+
+// y[t, c] = Σ_k x[t, k]·W[k, c] for c in [c0, c1), t < n; W has k_rows rows of `cols` columns. c0
+// must be a multiple of the vector length: whole vectors of columns go through lanes (k in order), the
+// last cols % N columns of the matrix (c1 == cols) through the scalar loop, the same split every call.
+template <class W>
+void MatmulNnRowsT(const W& w, int64_t k_rows, int64_t c0, int64_t c1, const float* x, int64_t n, int64_t ldx,
+                   float* y, int64_t ldy, bool vectors = true) {
   const DF df;
   const int64_t N = int64_t(hn::Lanes(df));
   int64_t c = c0;
 #if !HWY_HAVE_SCALABLE
   constexpr int kC = 4, kM = 4;
-  for (; c + kC * N <= c1; c += kC * N) {
+  for (; vectors && c + kC * N <= c1; c += kC * N) {
     int64_t t = 0;
     for (; t + kM <= n; t += kM) {
       hn::Vec<DF> acc[kM][kC];
@@ -159,7 +217,7 @@ void MatmulNnRowsF32(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, i
         for (int j = 0; j < kC; ++j) acc[m][j] = hn::Zero(df);
       for (int64_t k = 0; k < k_rows; ++k) {
         hn::Vec<DF> wv[kC];
-        for (int j = 0; j < kC; ++j) wv[j] = hn::LoadU(df, w + k * ld_w + c + j * N);
+        for (int j = 0; j < kC; ++j) wv[j] = w.Load(df, k, c + j * N);
         for (int m = 0; m < kM; ++m) {
           const auto xb = hn::Set(df, x[(t + m) * ldx + k]);
           for (int j = 0; j < kC; ++j) acc[m][j] = hn::MulAdd(xb, wv[j], acc[m][j]);
@@ -171,25 +229,51 @@ void MatmulNnRowsF32(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, i
     for (; t < n; ++t)
       for (int j = 0; j < kC; ++j) {
         auto acc = hn::Zero(df);
-        for (int64_t k = 0; k < k_rows; ++k)
-          acc = hn::MulAdd(hn::Set(df, x[t * ldx + k]), hn::LoadU(df, w + k * ld_w + c + j * N), acc);
+        for (int64_t k = 0; k < k_rows; ++k) acc = hn::MulAdd(hn::Set(df, x[t * ldx + k]), w.Load(df, k, c + j * N), acc);
         hn::StoreU(acc, df, y + t * ldy + c + j * N);
       }
   }
 #endif
-  for (; c + N <= c1; c += N)
+  for (; vectors && c + N <= c1; c += N)
     for (int64_t t = 0; t < n; ++t) {
       auto acc = hn::Zero(df);
-      for (int64_t k = 0; k < k_rows; ++k)
-        acc = hn::MulAdd(hn::Set(df, x[t * ldx + k]), hn::LoadU(df, w + k * ld_w + c), acc);
+      for (int64_t k = 0; k < k_rows; ++k) acc = hn::MulAdd(hn::Set(df, x[t * ldx + k]), w.Load(df, k, c), acc);
       hn::StoreU(acc, df, y + t * ldy + c);
     }
   for (; c < c1; ++c)
     for (int64_t t = 0; t < n; ++t) {
       float s = 0;
-      for (int64_t k = 0; k < k_rows; ++k) s += x[t * ldx + k] * w[k * ld_w + c];
+      // An explicit fma: left to the compiler, contraction differs between accessors.
+      for (int64_t k = 0; k < k_rows; ++k) s = std::fma(x[t * ldx + k], w.At(k, c), s);
       y[t * ldy + c] = s;
     }
+}
+
+void MatmulNnRowsF32(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, int64_t c1, const float* x, int64_t n,
+                     int64_t ldx, float* y, int64_t ldy) {
+  MatmulNnRowsT(NnF32{w, ld_w}, k_rows, c0, c1, x, n, ldx, y, ldy);
+}
+
+// The same for BF16 / F16 / Q8 / Q4 weights read in place: `ld` is the row stride in elements (BF16,
+// F16) or bytes (Q8, Q4), `s` the F16 block scales, `nb` scales per row.
+void MatmulNnRowsTyped(DType dtype, const void* q, const uint16_t* s, int64_t ld, int64_t nb, int64_t k_rows,
+                       int64_t c0, int64_t c1, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
+  const bool quant_vectors = !HWY_HAVE_SCALABLE && 16 % int64_t(hn::Lanes(DF())) == 0;
+  switch (dtype) {
+    case DType::kBF16:
+      return MatmulNnRowsT(NnHalf<hwy::bfloat16_t>{static_cast<const hwy::bfloat16_t*>(q), ld}, k_rows, c0, c1, x, n,
+                           ldx, y, ldy);
+    case DType::kF16:
+      return MatmulNnRowsT(NnHalf<hwy::float16_t>{static_cast<const hwy::float16_t*>(q), ld}, k_rows, c0, c1, x, n,
+                           ldx, y, ldy);
+    case DType::kQ8:
+      return MatmulNnRowsT(NnQ8{static_cast<const int8_t*>(q), s, ld, nb}, k_rows, c0, c1, x, n, ldx, y, ldy,
+                           quant_vectors);
+    case DType::kQ4:
+      return MatmulNnRowsT(NnQ4{static_cast<const uint8_t*>(q), s, ld, nb}, k_rows, c0, c1, x, n, ldx, y, ldy,
+                           quant_vectors);
+    default: return;
+  }
 }
 
 // out[i] = float(w[i]) for i < n (exact for BF16 and F16).

@@ -15,6 +15,7 @@ HWY_EXPORT(MatmulRowsF32);
 HWY_EXPORT(MatmulRowsBF16);
 HWY_EXPORT(MatmulRowsF16);
 HWY_EXPORT(MatmulNnRowsF32);
+HWY_EXPORT(MatmulNnRowsTyped);
 HWY_EXPORT(DotF32);
 HWY_EXPORT(ToF32BF16);
 HWY_EXPORT(ToF32F16);
@@ -33,6 +34,12 @@ void matmul_rows_block(DType dtype, const void* w, int64_t rows, int64_t cols, c
 void matmul_nn_rows_block(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, int64_t c1, const float* x,
                           int64_t n, int64_t ldx, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(MatmulNnRowsF32)(w, k_rows, ld_w, c0, c1, x, n, ldx, y, ldy);
+}
+
+void matmul_nn_rows_block_typed(DType dtype, const void* w, const uint16_t* scales, int64_t ld, int64_t nb,
+                                int64_t k_rows, int64_t c0, int64_t c1, const float* x, int64_t n, int64_t ldx, float* y,
+                                int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(MatmulNnRowsTyped)(dtype, w, scales, ld, nb, k_rows, c0, c1, x, n, ldx, y, ldy);
 }
 
 int64_t rowwise_max_rows(DType dtype) { return HWY_DYNAMIC_DISPATCH(RowwiseMaxRows)(dtype == DType::kF32); }

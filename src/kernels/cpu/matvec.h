@@ -15,6 +15,12 @@ void matmul_rows_block(DType dtype, const void* w, int64_t rows, int64_t cols, c
 // W is [k_rows, ld_w] F32.
 void matmul_nn_rows_block(const float* w, int64_t k_rows, int64_t ld_w, int64_t c0, int64_t c1, const float* x,
                           int64_t n, int64_t ldx, float* y, int64_t ldy);
+// The same with W read in place: BF16 / F16 (ld = row stride in elements) or Q8 / Q4 (ld = row stride in
+// bytes, scales = the F16 block scales, nb per row); each output equals the F32 kernel's on the
+// dequantized W, bit for bit.
+void matmul_nn_rows_block_typed(DType dtype, const void* w, const uint16_t* scales, int64_t ld, int64_t nb,
+                                int64_t k_rows, int64_t c0, int64_t c1, const float* x, int64_t n, int64_t ldx, float* y,
+                                int64_t ldy);
 // Column alignment matmul_nn_rows_block needs for c0: the widest vector of any target, in floats.
 constexpr int64_t kNnColumnAlign = 64;
 // Up to how many activation rows the row-independent kernels are also the fastest on this CPU's

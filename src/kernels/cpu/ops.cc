@@ -237,22 +237,29 @@ void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, floa
   if (!ldx) ldx = w.rows;
   if (!ldy) ldy = w.cols;
   if (n == 0 || w.cols == 0) return;
+  const bool gemm = rows == Rows::kAny && n > kMatvecMaxRows;
+  // Row-independent products read BF16 / F16 / Q8 / Q4 weights in place (decode's per-head absorption
+  // would otherwise convert the whole slice on every call); GEMMs and FP8 take an F32 copy.
+  const bool in_place = !gemm && w.dtype != DType::kF32 && w.dtype != DType::kF8E4M3;
   std::vector<float> buf;
   const float* wf = static_cast<const float*>(w.data);
-  if (w.dtype != DType::kF32) {
+  if (w.dtype != DType::kF32 && !in_place) {
     buf.resize(w.rows * w.cols);
     weight_rows_to_f32(w, 0, w.rows, buf.data());
     wf = buf.data();
   }
-  if (rows == Rows::kAny && n > kMatvecMaxRows) {
+  if (gemm) {
     sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, wf, w.cols, 0.0f, y, ldy);
     return;
   }
   // Row-independent: split the columns in aligned chunks (the kernel's vector/scalar split is per column).
   const int64_t n_chunks = (w.cols + kNnColumnAlign - 1) / kNnColumnAlign;
+  const bool quant = is_block_quantized(w.dtype);
+  const int64_t ld = quant ? w.row_bytes() : w.cols, nb = quant ? quant_row_blocks(w.cols) : 0;
   auto run = [&](size_t c0, size_t c1) {
-    matmul_nn_rows_block(wf, w.rows, w.cols, int64_t(c0) * kNnColumnAlign,
-                         std::min(int64_t(c1) * kNnColumnAlign, w.cols), x, n, ldx, y, ldy);
+    const int64_t from = int64_t(c0) * kNnColumnAlign, to = std::min(int64_t(c1) * kNnColumnAlign, w.cols);
+    if (in_place) matmul_nn_rows_block_typed(w.dtype, w.data, w.qscale, ld, nb, w.rows, from, to, x, n, ldx, y, ldy);
+    else matmul_nn_rows_block(wf, w.rows, w.cols, from, to, x, n, ldx, y, ldy);
   };
   if (ctx.n_threads <= 1 || double(n) * w.rows * w.cols < kParallelRowsMinWork) run(0, size_t(n_chunks));
   else ctx.pool.parallel_for(size_t(n_chunks), [&](size_t c0, size_t c1, int) { run(c0, c1); });
