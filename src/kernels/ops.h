@@ -47,6 +47,18 @@ enum class Rows { kAny, kIndependent };
 // y[n, w.rows] = x[n, w.cols] · wᵀ  (+ y if accumulate). ldx/ldy are row strides (0: dense).
 void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate = false,
             int64_t ldx = 0, int64_t ldy = 0, Rows rows = Rows::kAny);
+// Several independent products as one fan-out over the threads, each output bit-identical to its own
+// matmul call (same kernel choice): decode's gate and up projections, an MoE layer's experts. Quantized
+// products of the same x share one activation quantization. Outputs must not overlap.
+struct MatmulJob {
+  const float* x = nullptr;
+  int64_t n = 0;
+  WeightRef w;
+  float* y = nullptr;
+  bool accumulate = false;
+  int64_t ldx = 0, ldy = 0;
+};
+void matmul_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows = Rows::kAny);
 // Backward of matmul: dx[n, w.cols] += dy[n, w.rows]·w (if dx), dw[w.rows, w.cols] += dyᵀ·x (F32, if dw).
 void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w, const float* dy, float* dx,
                      float* dw, int64_t ldx = 0, int64_t lddy = 0, int64_t lddx = 0);

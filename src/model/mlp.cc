@@ -10,8 +10,9 @@ void mlp_forward(Context& ctx, const MlpWeights& w, const float* x, int64_t T, f
                  MlpSaved* saved, kernels::Rows rows) {
   const int64_t I = w.gate_proj.rows;
   std::vector<float> gate(T * I), up(T * I);
-  kernels::matmul(ctx, x, T, w.gate_proj, gate.data(), false, 0, 0, rows);
-  kernels::matmul(ctx, x, T, w.up_proj, up.data(), false, 0, 0, rows);
+  const kernels::MatmulJob gate_up[] = {{.x = x, .n = T, .w = w.gate_proj, .y = gate.data()},
+                                        {.x = x, .n = T, .w = w.up_proj, .y = up.data()}};
+  kernels::matmul_many(ctx, gate_up, rows);
   if (saved) {
     saved->x.assign(x, x + T * w.gate_proj.cols);
     saved->gate = gate;
@@ -32,6 +33,63 @@ void mlp_backward(Context& ctx, const MlpWeights& w, const MlpSaved& saved, int6
   kernels::matmul_backward(ctx, saved.x.data(), T, w.up_proj, dup.data(), dx, grads.up_proj);
 }
 
+namespace {
+
+// moe_forward without saved activations (inference): the same products and sums in the same order, but
+// every active expert's gate and up projections (and the shared experts') run as one fan-out, then
+// every routed down projection as another, so decode pays three thread hand-offs per layer instead of
+// three per expert.
+void moe_experts_inference(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, const float* x, int64_t T,
+                           const Routing& routing, const std::vector<std::vector<int64_t>>& slots, float* y,
+                           kernels::Rows rows) {
+  const int64_t H = cfg.hidden_size, E = cfg.n_routed_experts;
+  struct Active {
+    int64_t e, n;
+    std::vector<float> xe, gate, up, ye;
+  };
+  std::vector<Active> active;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& s = slots[e];
+    if (s.empty()) continue;
+    const int64_t n = int64_t(s.size()), I = w.experts[e].gate_proj.rows;
+    Active a{.e = e, .n = n, .xe = std::vector<float>(n * H), .gate = std::vector<float>(n * I),
+             .up = std::vector<float>(n * I), .ye = std::vector<float>(n * H)};
+    for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / routing.k) * H, H, a.xe.data() + j * H);
+    active.push_back(std::move(a));
+  }
+  const MlpWeights* shared = w.shared_experts ? &*w.shared_experts : nullptr;
+  const int64_t Is = shared ? shared->gate_proj.rows : 0;
+  std::vector<float> sgate(T * Is), sup(T * Is);
+  std::vector<kernels::MatmulJob> jobs;
+  for (Active& a : active) {
+    jobs.push_back({.x = a.xe.data(), .n = a.n, .w = w.experts[a.e].gate_proj, .y = a.gate.data()});
+    jobs.push_back({.x = a.xe.data(), .n = a.n, .w = w.experts[a.e].up_proj, .y = a.up.data()});
+  }
+  if (shared) {
+    jobs.push_back({.x = x, .n = T, .w = shared->gate_proj, .y = sgate.data()});
+    jobs.push_back({.x = x, .n = T, .w = shared->up_proj, .y = sup.data()});
+  }
+  kernels::matmul_many(ctx, jobs, rows);
+  jobs.clear();
+  for (Active& a : active) {
+    kernels::silu_mul(a.gate.data(), a.up.data(), int64_t(a.gate.size()), a.gate.data());
+    jobs.push_back({.x = a.gate.data(), .n = a.n, .w = w.experts[a.e].down_proj, .y = a.ye.data()});
+  }
+  kernels::matmul_many(ctx, jobs, rows);
+  for (const Active& a : active) {
+    const auto& s = slots[a.e];
+    for (int64_t j = 0; j < a.n; ++j)
+      kernels::axpy(H, routing.weight[s[j]], a.ye.data() + j * H, y + (s[j] / routing.k) * H);
+  }
+  // The shared experts' down projection accumulates into the routed sum, as mlp_forward does.
+  if (shared) {
+    kernels::silu_mul(sgate.data(), sup.data(), T * Is, sgate.data());
+    kernels::matmul(ctx, sgate.data(), T, shared->down_proj, y, /*accumulate=*/true, 0, 0, rows);
+  }
+}
+
+}  // namespace
+
 void moe_forward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, const float* x, int64_t T, float* y,
                  MoeSaved* saved, kernels::Rows rows) {
   const int64_t H = cfg.hidden_size, E = cfg.n_routed_experts;
@@ -48,6 +106,10 @@ void moe_forward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, c
     saved->expert_out.assign(E, {});
   }
   std::fill(y, y + T * H, 0.0f);
+  if (!saved) {
+    moe_experts_inference(ctx, cfg, w, x, T, routing, slots, y, rows);
+    return;
+  }
   std::vector<float> xe, ye;
   for (int64_t e = 0; e < E; ++e) {
     const auto& s = slots[e];
@@ -56,17 +118,14 @@ void moe_forward(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, c
     xe.resize(n * H);
     ye.resize(n * H);
     for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / routing.k) * H, H, xe.data() + j * H);
-    mlp_forward(ctx, w.experts[e], xe.data(), n, ye.data(), false, saved ? &saved->experts[e] : nullptr, rows);
+    mlp_forward(ctx, w.experts[e], xe.data(), n, ye.data(), false, &saved->experts[e], rows);
     for (int64_t j = 0; j < n; ++j)
       kernels::axpy(H, routing.weight[s[j]], ye.data() + j * H, y + (s[j] / routing.k) * H);
-    if (saved) saved->expert_out[e] = ye;
+    saved->expert_out[e] = ye;
   }
-  if (w.shared_experts)
-    mlp_forward(ctx, *w.shared_experts, x, T, y, /*accumulate=*/true, saved ? &saved->shared : nullptr, rows);
-  if (saved) {
-    saved->routing = routing;
-    saved->slots = std::move(slots);
-  }
+  if (w.shared_experts) mlp_forward(ctx, *w.shared_experts, x, T, y, /*accumulate=*/true, &saved->shared, rows);
+  saved->routing = routing;
+  saved->slots = std::move(slots);
 }
 
 // moe_forward in reverse: shared experts, routed experts (weighted sum), router.

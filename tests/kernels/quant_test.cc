@@ -224,6 +224,42 @@ TEST(Quant, MatmulNnInPlaceEqualsDequantizedF32) {
   }
 }
 
+// matmul_many: one fan-out for several products (shared and separate activations, Q8 / Q4 / F32 / BF16,
+// 1..3 rows, an accumulating one, a GEMM-sized one) gives each output the bits of its own matmul call.
+TEST(Quant, MatmulManyEqualsSeparateCalls) {
+  Rng rng(33);
+  const QuantWeight q8 = make_weight(DType::kQ8, 130, 256, rng), q4 = make_weight(DType::kQ4, 70, 256, rng, 1);
+  const QuantWeight q8b = make_weight(DType::kQ8, 90, 200, rng);
+  std::vector<float> f32(50 * 256);
+  std::vector<uint16_t> bf16(40 * 200);
+  for (auto& v : f32) v = float(rng.normal() * 0.05);
+  for (auto& v : bf16) v = f32_to_bf16(float(rng.normal() * 0.05));
+  const WeightRef wf{.dtype = DType::kF32, .data = f32.data(), .rows = 50, .cols = 256};
+  const WeightRef wb{.dtype = DType::kBF16, .data = bf16.data(), .rows = 40, .cols = 200};
+  for (const Rows rows : {Rows::kAny, Rows::kIndependent}) {
+    for (const int64_t n : {int64_t(1), int64_t(3), int64_t(20)}) {
+      std::vector<float> xa(n * 256), xb(n * 200);
+      for (auto& v : xa) v = float(rng.normal());
+      for (auto& v : xb) v = float(rng.normal());
+      const std::vector<std::pair<WeightRef, const float*>> prods = {
+          {q8.ref(), xa.data()}, {q4.ref(), xa.data()}, {wf, xa.data()}, {q8b.ref(), xb.data()}, {wb, xb.data()}};
+      std::vector<std::vector<float>> got(prods.size()), want(prods.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < prods.size(); ++i) {
+        got[i].assign(n * prods[i].first.rows, 0.5f);
+        want[i] = got[i];
+        jobs.push_back({.x = prods[i].second, .n = n, .w = prods[i].first, .y = got[i].data(), .accumulate = i == 2});
+      }
+      Context ctx(2);
+      matmul_many(ctx, jobs, rows);
+      for (size_t i = 0; i < prods.size(); ++i) {
+        matmul(ctx, prods[i].second, n, prods[i].first, want[i].data(), i == 2, 0, 0, rows);
+        ASSERT_EQ(got[i], want[i]) << "product " << i << " n " << n;
+      }
+    }
+  }
+}
+
 TEST(Quant, Q8DequantizeErrorBound) {
   Rng rng(5);
   const int64_t rows = 50, cols = 333;

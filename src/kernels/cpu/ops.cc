@@ -152,29 +152,46 @@ constexpr double kParallelRowsMinWork = 1 << 16;
 // Weight rows per task of a row-independent product (a multiple of the kernel's 4-row tile).
 constexpr int64_t kRowsBlock = 16;
 
+bool rowwise_dtype(DType dt) {
+  return dt == DType::kF32 || dt == DType::kBF16 || dt == DType::kF16 || dt == DType::kF8E4M3;
+}
+
+// Output rows [r0, r1) of a row-independent product (r0 a multiple of kRowsBlock).
+void rowwise_rows(const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate, int64_t ldx, int64_t ldy,
+                  int64_t r0, int64_t r1) {
+  if (w.dtype != DType::kF8E4M3) {
+    const int64_t row_bytes = w.cols * int64_t(dtype_size(w.dtype));
+    matmul_rows_block(w.dtype, static_cast<const uint8_t*>(w.data) + r0 * row_bytes, r1 - r0, w.cols, x, n, ldx,
+                      y + r0, ldy, accumulate);
+    return;
+  }
+  std::vector<float> buf(kRowsBlock * w.cols);  // FP8: dequantize a block of rows, then the F32 kernel
+  for (int64_t r = r0; r < r1; r += kRowsBlock) {
+    const int64_t count = std::min(kRowsBlock, r1 - r);
+    weight_rows_to_f32(w, r, count, buf.data());
+    matmul_rows_block(DType::kF32, buf.data(), count, w.cols, x, n, ldx, y + r, ldy, accumulate);
+  }
+}
+
 void matmul_rowwise(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, bool accumulate,
                     int64_t ldx, int64_t ldy) {
-  const bool fp8 = w.dtype == DType::kF8E4M3;
-  if (!fp8 && w.dtype != DType::kF32 && w.dtype != DType::kBF16 && w.dtype != DType::kF16)
+  if (!rowwise_dtype(w.dtype))
     throw Error(fmt::format("weights of dtype {} are not supported by matmul", dtype_name(w.dtype)));
   const int64_t n_blocks = (w.rows + kRowsBlock - 1) / kRowsBlock;
-  const int64_t row_bytes = w.cols * int64_t(dtype_size(w.dtype));
   auto run = [&](size_t b0, size_t b1) {
-    const int64_t r0 = int64_t(b0) * kRowsBlock, r1 = std::min(int64_t(b1) * kRowsBlock, w.rows);
-    if (!fp8) {
-      matmul_rows_block(w.dtype, static_cast<const uint8_t*>(w.data) + r0 * row_bytes, r1 - r0, w.cols, x, n, ldx,
-                        y + r0, ldy, accumulate);
-      return;
-    }
-    std::vector<float> buf(kRowsBlock * w.cols);  // FP8: dequantize a block of rows, then the F32 kernel
-    for (int64_t r = r0; r < r1; r += kRowsBlock) {
-      const int64_t count = std::min(kRowsBlock, r1 - r);
-      weight_rows_to_f32(w, r, count, buf.data());
-      matmul_rows_block(DType::kF32, buf.data(), count, w.cols, x, n, ldx, y + r, ldy, accumulate);
-    }
+    rowwise_rows(x, n, w, y, accumulate, ldx, ldy, int64_t(b0) * kRowsBlock,
+                 std::min(int64_t(b1) * kRowsBlock, w.rows));
   };
   if (ctx.n_threads <= 1 || double(n) * w.rows * w.cols < kParallelRowsMinWork) run(0, size_t(n_blocks));
   else ctx.pool.parallel_for(size_t(n_blocks), [&](size_t b0, size_t b1, int) { run(b0, b1); });
+}
+
+// Which kernel matmul takes for a product.
+enum class Path { kQuant, kRowwise, kGemm };
+Path matmul_path(int64_t n, const WeightRef& w, Rows rows) {
+  if (is_block_quantized(w.dtype)) return n <= kQuantMaxRows || rows == Rows::kIndependent ? Path::kQuant : Path::kGemm;
+  return rows == Rows::kIndependent || n <= kMatvecMaxRows || n <= rowwise_max_rows(w.dtype) ? Path::kRowwise
+                                                                                              : Path::kGemm;
 }
 
 }  // namespace
@@ -186,14 +203,10 @@ void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* 
   if (n == 0 || w.rows == 0) return;
   // Q8 / Q4: the integer kernels compute each row on its own (exact integer dots, per-row scales), so they
   // also serve Rows::kIndependent at any n.
-  if (is_block_quantized(w.dtype) && (n <= kQuantMaxRows || rows == Rows::kIndependent)) {
-    quant_matmul(ctx, x, n, w, y, accumulate, ldx, ldy);
-    return;
-  }
-  if (!is_block_quantized(w.dtype) &&
-      (rows == Rows::kIndependent || n <= kMatvecMaxRows || n <= rowwise_max_rows(w.dtype))) {
-    matmul_rowwise(ctx, x, n, w, y, accumulate, ldx, ldy);
-    return;
+  switch (matmul_path(n, w, rows)) {
+    case Path::kQuant: return quant_matmul(ctx, x, n, w, y, accumulate, ldx, ldy);
+    case Path::kRowwise: return matmul_rowwise(ctx, x, n, w, y, accumulate, ldx, ldy);
+    case Path::kGemm: break;
   }
   const float beta = accumulate ? 1.0f : 0.0f;
   if (w.dtype == DType::kF32) {
@@ -210,6 +223,60 @@ void matmul(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* 
     });
     sgemm(ctx, true, n, count, w.cols, 1.0f, x, ldx, buf.data(), w.cols, beta, y + r0, ldy);
   }
+}
+
+void matmul_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
+  // Work units: kUnitRows output rows of one product (a multiple of both kernels' row tiles).
+  constexpr int64_t kUnitRows = 64;
+  struct Unit {
+    size_t job;
+    int64_t r0, r1;
+  };
+  std::vector<Unit> units;
+  std::vector<MatmulJob> js(jobs.begin(), jobs.end());
+  std::vector<Path> path(js.size());
+  std::vector<QuantActs> acts(js.size());
+  std::vector<size_t> acts_of(js.size());  // the job whose quantized activations job j uses
+  for (size_t j = 0; j < js.size(); ++j) {
+    MatmulJob& b = js[j];
+    if (!b.ldx) b.ldx = b.w.cols;
+    if (!b.ldy) b.ldy = b.w.rows;
+    if (b.n == 0 || b.w.rows == 0) continue;
+    path[j] = matmul_path(b.n, b.w, rows);
+    if (path[j] == Path::kGemm) {  // big products fan out on their own
+      matmul(ctx, b.x, b.n, b.w, b.y, b.accumulate, b.ldx, b.ldy, rows);
+      continue;
+    }
+    if (path[j] == Path::kRowwise && !rowwise_dtype(b.w.dtype))
+      throw Error(fmt::format("weights of dtype {} are not supported by matmul", dtype_name(b.w.dtype)));
+    if (path[j] == Path::kQuant) {
+      acts_of[j] = j;
+      for (size_t i = 0; i < j; ++i) {
+        const MatmulJob& a = js[i];
+        if (path[i] == Path::kQuant && a.x == b.x && a.n == b.n && a.ldx == b.ldx && a.w.cols == b.w.cols &&
+            a.w.dtype == b.w.dtype && acts_of[i] == i) {
+          acts_of[j] = i;
+          break;
+        }
+      }
+      if (acts_of[j] == j) quantize_acts(b.w.dtype, b.x, b.n, b.w.cols, b.ldx, acts[j]);
+    }
+    for (int64_t r = 0; r < b.w.rows; r += kUnitRows) units.push_back({j, r, std::min(r + kUnitRows, b.w.rows)});
+  }
+  auto run = [&](const Unit& u) {
+    const MatmulJob& b = js[u.job];
+    if (path[u.job] == Path::kRowwise) return rowwise_rows(b.x, b.n, b.w, b.y, b.accumulate, b.ldx, b.ldy, u.r0, u.r1);
+    const QuantMatArgs a{.wq = b.w.data, .ws = b.w.qscale, .nb = quant_row_blocks(b.w.cols), .acts = &acts[acts_of[u.job]],
+                         .r0 = u.r0, .r1 = u.r1, .y = b.y, .ldy = b.ldy, .accumulate = b.accumulate};
+    (b.w.dtype == DType::kQ8 ? matmul_q8_rows : matmul_q4_rows)(a);
+  };
+  if (ctx.n_threads <= 1 || units.size() <= 1) {
+    for (const Unit& u : units) run(u);
+    return;
+  }
+  ctx.pool.parallel_for(units.size(), [&](size_t u0, size_t u1, int) {
+    for (size_t u = u0; u < u1; ++u) run(units[u]);
+  });
 }
 
 void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w, const float* dy, float* dx,
