@@ -38,7 +38,13 @@ void mla_project(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, c
                  float* ckv, kernels::Rows rows, MlaSaved* saved) {
   if (saved) saved->x.assign(x, x + S * cfg.hidden_size);
   if (w.q_proj) {
-    linear_forward(ctx, x, S, *w.q_proj, q, rows);
+    // q and the latent from the same x: one fan-out (decode), biases after.
+    const kernels::MatmulJob jobs[] = {{.x = x, .n = S, .w = w.q_proj->weight, .y = q},
+                                       {.x = x, .n = S, .w = w.kv_a_proj_with_mqa.weight, .y = ckv}};
+    kernels::matmul_many(ctx, jobs, rows);
+    add_bias(q, S, w.q_proj->bias);
+    add_bias(ckv, S, w.kv_a_proj_with_mqa.bias);
+    return;
   } else {
     const int64_t rq = w.q_a_proj->weight.rows;
     std::vector<float> qa(S * rq);
@@ -112,10 +118,12 @@ void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopePar
 void mla_expand_values(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* o_lat, int64_t S,
                        float* o, kernels::Rows rows) {
   const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dv = cfg.v_head_dim, r = cfg.kv_lora_rank;
+  std::vector<kernels::MatmulJob> jobs;  // the heads as one fan-out
   for (int64_t h = 0; h < nh; ++h) {
     const WeightRef w_uv = w.kv_b_proj.row_slice(h * (dn + dv) + dn, dv);  // [dv, r]
-    kernels::matmul(ctx, o_lat + h * r, S, w_uv, o + h * dv, false, nh * r, nh * dv, rows);
+    jobs.push_back({.x = o_lat + h * r, .n = S, .w = w_uv, .y = o + h * dv, .ldx = nh * r, .ldy = nh * dv});
   }
+  kernels::matmul_many(ctx, jobs, rows);
 }
 
 namespace {
