@@ -136,13 +136,14 @@ std::optional<SnapshotData> Snapshot::read() const {
       const uint64_t size = b.size.load(std::memory_order_relaxed), sum = b.checksum.load(std::memory_order_relaxed);
       if (size > capacity_) continue;
       out.bytes.resize(size);
-      std::memcpy(out.bytes.data(), buffer(i), size);
+      // One pass: each chunk is checksummed while it is still in cache (a restore is on the recovery path).
+      const uint64_t got = copy_and_checksum(out.bytes.data(), buffer(i), size);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (b.generation.load(std::memory_order_relaxed) != g[i]) {
         raced = true;  // the writer reused this buffer while we copied it
         break;
       }
-      if (checksum(out.bytes.data(), size) == sum) return out;
+      if (got == sum) return out;
     }
     if (!raced) return std::nullopt;
   }

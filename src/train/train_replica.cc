@@ -427,6 +427,7 @@ void TrainReplica::load_state(std::span<const std::byte> in) {
   if (in.size() != state_size())
     throw Error(fmt::format("train state: {} bytes, expected {} (another model or train config?)", in.size(),
                             state_size()));
+  s_->trainer->forget_pending();
   TrainState& st = s_->trainer->state();
   ByteReader rd(in, "train state");
   if (rd.get<uint64_t>() != kStateMagic) throw Error("train state: not a holdfast train state (bad magic)");
@@ -453,6 +454,7 @@ void TrainReplica::load_state(std::span<const std::byte> in) {
 
 void TrainReplica::initialize_if_deferred() {
   if (!s_->deferred_init) return;
+  s_->trainer->forget_pending();
   s_->st().params = s_->initial_params();
   s_->deferred_init = false;
 }
@@ -464,6 +466,7 @@ void TrainReplica::inject_nan() {
 
 void TrainReplica::inject_bitflip() {
   // Bit 20 (a mantissa bit) of the middle value of the largest tensor: a silent, finite change.
+  s_->trainer->forget_pending();
   std::span<float> biggest;
   for_each_main(s_->st().params, [&](std::span<float> v) {
     if (v.size() > biggest.size()) biggest = v;

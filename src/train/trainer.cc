@@ -167,23 +167,36 @@ LossResult Trainer::accumulate_shared(const MicroBatchPlan& plan, const std::vec
   const model::ModelWeights w = model::ModelWeights::bind(state_.params, cfg_);
   std::vector<std::vector<int32_t>> tokens, targets;
   std::vector<LossResult> losses;
-  flat_mine_.resize(mine.size());
-  local_ok = true;
-  for (size_t t = 0; t < mine.size(); ++t) {
-    // Every micro-batch starts from zero gradients, so its gradient is the same bits on any process.
-    grads_.fill_zero();
-    read_sequences(sampler_, plan.first_sequence(mine[t]), plan.micro_batch, tokens, targets);
-    losses.push_back(lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, grads_, &loss_ws_));
-    flatten(grads_, flat_mine_[t]);
-    if (poison_next_) {
-      flat_mine_[t][flat_mine_[t].size() / 2] = std::numeric_limits<float>::quiet_NaN();
-      poison_next_ = false;
+  // A retry of the same step after the group failed (a peer died mid-exchange) reuses this process's
+  // micro-batch gradients: same state, same data, so the same bits, and the rebuilt group's first step
+  // waits only for the replacement's share.
+  const bool reuse = pending_.valid && pending_.step == state_.step && pending_.base == plan.base &&
+                     pending_.mine == mine;
+  if (reuse) {
+    losses = pending_.losses;
+    local_ok = pending_.local_ok;
+  } else {
+    flat_mine_.resize(mine.size());
+    local_ok = true;
+    for (size_t t = 0; t < mine.size(); ++t) {
+      // Every micro-batch starts from zero gradients, so its gradient is the same bits on any process.
+      grads_.fill_zero();
+      read_sequences(sampler_, plan.first_sequence(mine[t]), plan.micro_batch, tokens, targets);
+      losses.push_back(lm_loss_and_grads(ctx_, cfg_, w, tokens, targets, loss_options_, grads_, &loss_ws_));
+      flatten(grads_, flat_mine_[t]);
+      if (poison_next_) {
+        flat_mine_[t][flat_mine_[t].size() / 2] = std::numeric_limits<float>::quiet_NaN();
+        poison_next_ = false;
+      }
+      local_ok = local_ok && std::isfinite(losses.back().loss) && all_finite(flat_mine_[t]);
     }
-    local_ok = local_ok && std::isfinite(losses.back().loss) && all_finite(flat_mine_[t]);
+    pending_ = {.valid = true, .step = state_.step, .base = plan.base, .mine = mine, .losses = losses,
+                .local_ok = local_ok};
   }
   size_t n_values = 0;
   for_each_main(grads_, [&](const model::TensorSpec&, std::span<float> v) { n_values += v.size(); });
   const std::vector<LossResult> all = ex.combine(plan.n_micro, n_values, mine, flat_mine_, losses, flat_sum_);
+  pending_.valid = false;  // exchanged: a re-run (the vote) computes afresh
   HOLDFAST_CHECK(int64_t(all.size()) == plan.n_micro, "step exchange returned {} micro-batch losses, expected {}",
                  all.size(), plan.n_micro);
   unflatten(flat_sum_, grads_);

@@ -96,6 +96,9 @@ class Trainer {
   // Testing (fault kind nan:R@S): this process's next micro-batch gradient gets a NaN, once.
   void poison_next_gradient() { poison_next_ = true; }
   TrainState& state() { return state_; }
+  // After the state was changed from outside (a restore, an injected fault): gradients kept for retrying a
+  // failed exchange no longer apply.
+  void forget_pending() { pending_.valid = false; }
   const TrainState& state() const { return state_; }
   const LrSchedule& schedule() const { return schedule_; }
   // The last step's gradient (the mean over its global batch, after clipping).
@@ -134,6 +137,16 @@ class Trainer {
   bool keep_snapshot_;
   bool poison_next_ = false;
   std::vector<std::vector<float>> flat_mine_;  // data-parallel: this process's micro-batch gradients
+  // Data-parallel: what flat_mine_ was computed for, until the exchange succeeds (a failed exchange is
+  // retried in the rebuilt group without recomputing).
+  struct Pending {
+    bool valid = false;
+    int64_t step = 0;
+    uint64_t base = 0;
+    std::vector<int64_t> mine;
+    std::vector<LossResult> losses;
+    bool local_ok = true;
+  } pending_;
   std::vector<float> flat_sum_;
 };
 
