@@ -52,9 +52,16 @@ void moe_experts_inference(Context& ctx, const DeepSeekConfig& cfg, const MoeWei
     const auto& s = slots[e];
     if (s.empty()) continue;
     const int64_t n = int64_t(s.size()), I = w.experts[e].gate_proj.rows;
-    Active a{.e = e, .n = n, .xe = std::vector<float>(n * H), .gate = std::vector<float>(n * I),
-             .up = std::vector<float>(n * I), .ye = std::vector<float>(n * H)};
-    for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / routing.k) * H, H, a.xe.data() + j * H);
+    Active a{.e = e, .n = n, .xe = {}, .gate = std::vector<float>(n * I), .up = std::vector<float>(n * I),
+             .ye = std::vector<float>(n * H)};
+    // An expert that takes every token in order (always, for one decode row) reads x itself, so the
+    // products of all such experts share one activation quantization.
+    bool all_tokens = n == T;
+    for (int64_t j = 0; all_tokens && j < n; ++j) all_tokens = s[j] / routing.k == j;
+    if (!all_tokens) {
+      a.xe.resize(n * H);
+      for (int64_t j = 0; j < n; ++j) std::copy_n(x + (s[j] / routing.k) * H, H, a.xe.data() + j * H);
+    }
     active.push_back(std::move(a));
   }
   const MlpWeights* shared = w.shared_experts ? &*w.shared_experts : nullptr;
@@ -62,8 +69,9 @@ void moe_experts_inference(Context& ctx, const DeepSeekConfig& cfg, const MoeWei
   std::vector<float> sgate(T * Is), sup(T * Is);
   std::vector<kernels::MatmulJob> jobs;
   for (Active& a : active) {
-    jobs.push_back({.x = a.xe.data(), .n = a.n, .w = w.experts[a.e].gate_proj, .y = a.gate.data()});
-    jobs.push_back({.x = a.xe.data(), .n = a.n, .w = w.experts[a.e].up_proj, .y = a.up.data()});
+    const float* xa = a.xe.empty() ? x : a.xe.data();
+    jobs.push_back({.x = xa, .n = a.n, .w = w.experts[a.e].gate_proj, .y = a.gate.data()});
+    jobs.push_back({.x = xa, .n = a.n, .w = w.experts[a.e].up_proj, .y = a.up.data()});
   }
   if (shared) {
     jobs.push_back({.x = x, .n = T, .w = shared->gate_proj, .y = sgate.data()});
