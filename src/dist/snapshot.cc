@@ -99,6 +99,24 @@ void Snapshot::commit(int64_t step, size_t size) {
   publish(step, size, checksum(buffer(writing_), std::min(size, capacity_)));
 }
 
+void Snapshot::commit(int64_t step, size_t size, uint64_t sum) {
+  HOLDFAST_CHECK(writing_ >= 0, "snapshot {}: commit without begin_write", region_.name());
+  publish(step, size, sum);
+}
+
+void StreamingChecksum::advance(size_t written) {
+  for (; done_ + kChunk <= written; done_ += kChunk) h_ = xxh64(buf_ + done_, kChunk, h_);
+}
+
+uint64_t StreamingChecksum::finish(size_t size) {
+  advance(size);
+  if (done_ < size) {
+    h_ = xxh64(buf_ + done_, size - done_, h_);
+    done_ = size;
+  }
+  return h_;
+}
+
 void Snapshot::publish(int64_t step, size_t size, uint64_t sum) {
   if (size > capacity_)
     throw Error(fmt::format("snapshot {}: state of {} bytes exceeds the capacity of {}", region_.name(), size,

@@ -25,6 +25,21 @@ struct SnapshotData {
   std::vector<std::byte> bytes;
 };
 
+// The snapshot checksum of a buffer computed while it is being filled, each 256 KiB chunk as soon as it is
+// complete (still in cache), instead of a second pass over the whole state: advance(n) once the first n
+// bytes are written, finish(size) when all are.
+class StreamingChecksum {
+ public:
+  explicit StreamingChecksum(const std::byte* buffer) : buf_(buffer) {}
+  void advance(size_t written);
+  uint64_t finish(size_t size);
+
+ private:
+  const std::byte* buf_;
+  size_t done_ = 0;
+  uint64_t h_ = 0;
+};
+
 class Snapshot {
  public:
   // Opens or creates region `name` for states of up to `capacity` bytes. `tag` identifies the state
@@ -39,6 +54,8 @@ class Snapshot {
   std::span<std::byte> begin_write();
   // Publishes the buffer from begin_write() as the state after `step` (its first `size` bytes).
   void commit(int64_t step, size_t size);
+  // The same with the buffer's checksum already computed by a StreamingChecksum while it was filled.
+  void commit(int64_t step, size_t size, uint64_t checksum);
   // begin_write + copy + commit.
   void write(int64_t step, std::span<const std::byte> bytes);
 

@@ -27,7 +27,7 @@ uint64_t ToyReplica::state_tag() const {
   return xxh64(key, sizeof(key));
 }
 
-void ToyReplica::save_state(std::span<std::byte> out) const {
+void ToyReplica::save_state(std::span<std::byte> out, const std::function<void(size_t)>&) const {
   HOLDFAST_CHECK(out.size() == state_size(), "toy state: {} bytes, expected {}", out.size(), state_size());
   std::memcpy(out.data(), &step_, sizeof(step_));
   std::memcpy(out.data() + sizeof(step_), x_.data(), x_.size() * sizeof(float));

@@ -28,7 +28,7 @@ class ToyReplica : public Replica {
   int64_t step() const override { return step_; }
   size_t state_size() const override;
   uint64_t state_tag() const override;
-  void save_state(std::span<std::byte> out) const override;
+  void save_state(std::span<std::byte> out, const std::function<void(size_t)>& written = {}) const override;
   void load_state(std::span<const std::byte> in) override;
   void run_step(Group& g) override;
   double step_work() const override { return double(work_); }

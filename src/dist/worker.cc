@@ -306,8 +306,9 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
           const int64_t compute_ns = (monotonic_ns() - t0) - (g.comm_time() - c0).count();
           base_compute_ns = compute_ns - slept;
           auto buf = snap.begin_write();
-          replica.save_state(buf.first(replica.state_size()));
-          snap.commit(replica.step(), replica.state_size());
+          StreamingChecksum sum(buf.data());
+          replica.save_state(buf.first(replica.state_size()), [&](size_t n) { sum.advance(n); });
+          snap.commit(replica.step(), replica.state_size(), sum.finish(replica.state_size()));
           const double work = replica.step_work();  // 0: this rank had nothing to compute
           slot.record_step(replica.step(), work > 0 ? std::max<int64_t>(1, int64_t(double(compute_ns) / work)) : 0);
         }

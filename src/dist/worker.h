@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -51,7 +52,9 @@ class Replica {
   virtual int64_t step() const = 0;          // steps completed
   virtual size_t state_size() const = 0;     // bytes of the full state; constant during a run
   virtual uint64_t state_tag() const = 0;    // identifies the state layout (e.g. a hash of the configs)
-  virtual void save_state(std::span<std::byte> out) const = 0;  // exactly state_size() bytes
+  // Exactly state_size() bytes. `written(n)`, when given, may be called as the first n bytes are final
+  // (the snapshot checksums them while they are in cache).
+  virtual void save_state(std::span<std::byte> out, const std::function<void(size_t)>& written = {}) const = 0;
   virtual void load_state(std::span<const std::byte> in) = 0;   // inverse of save_state, step included
   // One optimizer step with `g`. Throwing DistError must leave the state as it was before the call.
   virtual void run_step(Group& g) = 0;

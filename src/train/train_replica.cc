@@ -61,18 +61,27 @@ void for_each_main(ParamStore& store, Fn fn) {
 // Plain bytes in and out of the state buffer and the loss messages.
 class ByteWriter {
  public:
-  explicit ByteWriter(std::span<std::byte> out) : out_(out) {}
+  explicit ByteWriter(std::span<std::byte> out, const std::function<void(size_t)>& written = {})
+      : out_(out), written_(written) {}
   template <typename T>
   void put(const T& v) { bytes(&v, sizeof(T)); }
+  // Big copies go in pieces, each reported, so a streaming checksum reads them while they are in cache.
   void bytes(const void* p, size_t n) {
     HOLDFAST_CHECK(at_ + n <= out_.size(), "train state: {} bytes do not fit in {}", at_ + n, out_.size());
-    std::memcpy(out_.data() + at_, p, n);
-    at_ += n;
+    constexpr size_t kPiece = 256 << 10;
+    const auto* src = static_cast<const std::byte*>(p);
+    for (size_t off = 0; off < n; off += kPiece) {
+      const size_t len = std::min(kPiece, n - off);
+      std::memcpy(out_.data() + at_, src + off, len);
+      at_ += len;
+      if (written_ && len == kPiece) written_(at_);
+    }
   }
   size_t at() const { return at_; }
 
  private:
   std::span<std::byte> out_;
+  std::function<void(size_t)> written_;
   size_t at_ = 0;
 };
 
@@ -404,10 +413,10 @@ uint64_t TrainReplica::state_tag() const {
   return dist::xxh64(key.data(), key.size());
 }
 
-void TrainReplica::save_state(std::span<std::byte> out) const {
+void TrainReplica::save_state(std::span<std::byte> out, const std::function<void(size_t)>& written) const {
   HOLDFAST_CHECK(out.size() == state_size(), "train state: {} bytes, expected {}", out.size(), state_size());
   TrainState& st = s_->trainer->state();
-  ByteWriter w(out);
+  ByteWriter w(out, written);
   const std::vector<double>& spikes = st.spikes.losses();
   w.put(kStateMagic);
   w.put(st.step);

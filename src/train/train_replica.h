@@ -34,7 +34,7 @@ class TrainReplica : public dist::Replica {
   // XXH64 of the model config, the train config fields that change the trajectory, the data's size and
   // the code version: workers that differ in any of them refuse to train together.
   uint64_t state_tag() const override;
-  void save_state(std::span<std::byte> out) const override;
+  void save_state(std::span<std::byte> out, const std::function<void(size_t)>& written = {}) const override;
   void load_state(std::span<const std::byte> in) override;
   void run_step(dist::Group& g) override;
   double step_work() const override;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -42,6 +43,37 @@ TEST(Checksum, Xxh64AndSipHashReferenceVectors) {
   const uint64_t h = xxh64(v.data(), v.size());
   v[77777] ^= std::byte(1);
   EXPECT_NE(h, xxh64(v.data(), v.size()));
+}
+
+// A checksum computed while the buffer is filled (irregular progress reports, none at all, a size that
+// is not a multiple of the 256 KiB chunk) is the one read() verifies; a wrong one is rejected.
+TEST(Snapshot, StreamingChecksumMatchesTheCommitChecksum) {
+  for (const size_t size : {size_t(100), size_t(256 << 10), size_t((256 << 10) * 3 + 12345)}) {
+    Cleanup c{unique_name(fmt::format("stream{}", size).c_str())};
+    Snapshot s = Snapshot::open(c.name, size, 7);
+    const auto data = pattern(size, 3);
+    for (const size_t report : {size_t(0), size_t(1000), size_t(300000)}) {
+      auto buf = s.begin_write();
+      StreamingChecksum sum(buf.data());
+      for (size_t at = 0; at < size;) {
+        const size_t n = report ? std::min(report, size - at) : size - at;
+        std::memcpy(buf.data() + at, data.data() + at, n);
+        at += n;
+        if (report) sum.advance(at);
+      }
+      s.commit(int64_t(report) + 1, size, sum.finish(size));
+      const auto got = s.read();
+      ASSERT_TRUE(got) << size << " " << report;
+      EXPECT_EQ(got->step, int64_t(report) + 1);
+      EXPECT_EQ(got->bytes, data);
+    }
+    auto buf = s.begin_write();
+    std::memcpy(buf.data(), data.data(), size);
+    s.commit(99, size, StreamingChecksum(buf.data()).finish(size) ^ 1);  // a wrong checksum
+    const auto got = s.read();
+    ASSERT_TRUE(got);
+    EXPECT_NE(got->step, 99);  // the older buffer verifies, the new one does not
+  }
 }
 
 TEST(Snapshot, NewestCommittedStateWins) {
