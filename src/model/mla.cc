@@ -37,24 +37,21 @@ void linear_backward(Context& ctx, const float* x, int64_t S, const Linear& l, c
 void mla_project(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* x, int64_t S, float* q,
                  float* ckv, kernels::Rows rows, MlaSaved* saved) {
   if (saved) saved->x.assign(x, x + S * cfg.hidden_size);
-  if (w.q_proj) {
-    // q and the latent from the same x: one fan-out (decode), biases after.
-    const kernels::MatmulJob jobs[] = {{.x = x, .n = S, .w = w.q_proj->weight, .y = q},
-                                       {.x = x, .n = S, .w = w.kv_a_proj_with_mqa.weight, .y = ckv}};
-    kernels::matmul_many(ctx, jobs, rows);
-    add_bias(q, S, w.q_proj->bias);
-    add_bias(ckv, S, w.kv_a_proj_with_mqa.bias);
-    return;
-  } else {
-    const int64_t rq = w.q_a_proj->weight.rows;
-    std::vector<float> qa(S * rq);
-    linear_forward(ctx, x, S, *w.q_a_proj, qa.data(), rows);
-    if (saved) saved->qa = qa;
-    kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, kSmallEps, qa.data());
-    if (saved) saved->qa_normed = qa;
-    linear_forward(ctx, qa.data(), S, *w.q_b_proj, q, rows);
-  }
-  linear_forward(ctx, x, S, w.kv_a_proj_with_mqa, ckv, rows);
+  // The products of x (q or its LoRA down-projection, and the latent) as one fan-out, biases after.
+  const Linear& q_first = w.q_proj ? *w.q_proj : *w.q_a_proj;
+  std::vector<float> qa(w.q_proj ? 0 : S * q_first.weight.rows);
+  float* q_first_out = w.q_proj ? q : qa.data();
+  const kernels::MatmulJob jobs[] = {{.x = x, .n = S, .w = q_first.weight, .y = q_first_out},
+                                     {.x = x, .n = S, .w = w.kv_a_proj_with_mqa.weight, .y = ckv}};
+  kernels::matmul_many(ctx, jobs, rows);
+  add_bias(q_first_out, S, q_first.bias);
+  add_bias(ckv, S, w.kv_a_proj_with_mqa.bias);
+  if (w.q_proj) return;
+  const int64_t rq = q_first.weight.rows;
+  if (saved) saved->qa = qa;
+  kernels::rmsnorm_forward(qa.data(), w.q_a_layernorm.data(), S, rq, kSmallEps, qa.data());
+  if (saved) saved->qa_normed = qa;
+  linear_forward(ctx, qa.data(), S, *w.q_b_proj, q, rows);
 }
 
 void mla_append(const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w, const float* ckv, int64_t S,

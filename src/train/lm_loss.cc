@@ -222,18 +222,16 @@ LossResult lm_loss_and_grads(Context& ctx, const model::DeepSeekConfig& cfg, con
     // The expert-level loss needs the whole batch's selection counts before any backward.
     std::vector<SequencePass> passes(static_cast<size_t>(B));
     over_sequences([&](size_t b, int slot) { forward(b, passes[b], slot); });
-    for (const SequencePass& p : passes)
-      for (int64_t l = 0; l < L + D; ++l)
-        if (!p.expert_load[l].empty()) add_load(res.expert_load[l], p.expert_load[l]);
     for (int64_t l = 0; l < L; ++l) {
       if (!w.layers[l].moe) continue;
+      std::vector<int64_t> batch_load;  // the batch's selection counts of layer l
+      for (const SequencePass& p : passes) add_load(batch_load, p.expert_load[l]);
       // Over the batch's B·S tokens: one sequence-shaped term per sequence with the batch's counts.
       for (SequencePass& p : passes)
-        p.balance_loss += balance_loss_and_grad(cfg, p.saved.layers[l].moe.routing, res.expert_load[l],
+        p.balance_loss += balance_loss_and_grad(cfg, p.saved.layers[l].moe.routing, batch_load,
                                                 options.expert_aux_alpha / double(B), p.saved.layers[l].moe.dscores,
                                                 /*count_tokens=*/B * S);
     }
-    res.expert_load.assign(L + D, {});  // summed again below with every other sum
     over_sequences([&](size_t b, int slot) {
       backward(passes[b], slot);
       keep_sums(sums[b], passes[b]);

@@ -160,13 +160,18 @@ struct NnHalf {
   HWY_INLINE float At(int64_t k, int64_t c) const { return ScalarW(w[k * ld + c]); }
 };
 
-// Q8 / Q4 rows (kernels/quant.h): a vector never straddles a 32-block because c is a multiple of N and
-// N divides 16 (MatmulNnRowsBlock takes the scalar path otherwise).
-struct NnQ8 {
-  const int8_t* q;
+// Q8 / Q4 rows (kernels/quant.h): `row_bytes` of quants per row, `nb` F16 scales per row, one per 32
+// columns. A vector never straddles a 32-block because c is a multiple of N and N divides 16
+// (MatmulNnRowsTyped takes the scalar path otherwise).
+template <typename Q>
+struct NnBlockQuant {
+  const Q* q;
   const uint16_t* s;
   int64_t row_bytes, nb;
   HWY_INLINE float Scale(int64_t k, int64_t c) const { return f16_to_f32(s[k * nb + c / 32]); }
+};
+
+struct NnQ8 : NnBlockQuant<int8_t> {
   HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const {
     const hn::Rebind<int32_t, DF> di32;
     const hn::Rebind<int8_t, DF> di8;
@@ -176,25 +181,20 @@ struct NnQ8 {
   HWY_INLINE float At(int64_t k, int64_t c) const { return Scale(k, c) * float(q[k * row_bytes + c]); }
 };
 
-struct NnQ4 {
-  const uint8_t* q;
-  const uint16_t* s;
-  int64_t row_bytes, nb;
-  HWY_INLINE float Scale(int64_t k, int64_t c) const { return f16_to_f32(s[k * nb + c / 32]); }
-  // Element j of a block: the low nibble of byte j (j < 16) or the high nibble of byte j - 16.
+// Element j of a Q4 block: the low nibble of byte j (j < 16) or the high nibble of byte j - 16.
+struct NnQ4 : NnBlockQuant<uint8_t> {
+  HWY_INLINE const uint8_t* Bytes(int64_t k, int64_t c) const { return q + k * row_bytes + (c / 32) * 16 + (c % 16); }
   HWY_INLINE hn::Vec<DF> Load(DF df, int64_t k, int64_t c) const {
     const hn::Rebind<int32_t, DF> di32;
     const hn::Rebind<uint8_t, DF> du8;
-    const int64_t j = c % 32;
-    const auto v = hn::LoadU(du8, q + k * row_bytes + (c / 32) * 16 + (j & 15));
-    const auto nib = j < 16 ? hn::And(v, hn::Set(du8, uint8_t(0x0F))) : hn::ShiftRight<4>(v);
+    const auto v = hn::LoadU(du8, Bytes(k, c));
+    const auto nib = c % 32 < 16 ? hn::And(v, hn::Set(du8, uint8_t(0x0F))) : hn::ShiftRight<4>(v);
     return hn::Mul(hn::Sub(hn::ConvertTo(df, hn::PromoteTo(di32, nib)), hn::Set(df, 8.0f)),
                    hn::Set(df, Scale(k, c)));
   }
   HWY_INLINE float At(int64_t k, int64_t c) const {
-    const int64_t j = c % 32;
-    const uint8_t byte = q[k * row_bytes + (c / 32) * 16 + (j & 15)];
-    return Scale(k, c) * float((j < 16 ? (byte & 0xF) : (byte >> 4)) - 8);
+    const uint8_t byte = *Bytes(k, c);
+    return Scale(k, c) * float((c % 32 < 16 ? (byte & 0xF) : (byte >> 4)) - 8);
   }
 };
 
@@ -267,10 +267,10 @@ void MatmulNnRowsTyped(DType dtype, const void* q, const uint16_t* s, int64_t ld
       return MatmulNnRowsT(NnHalf<hwy::float16_t>{static_cast<const hwy::float16_t*>(q), ld}, k_rows, c0, c1, x, n,
                            ldx, y, ldy);
     case DType::kQ8:
-      return MatmulNnRowsT(NnQ8{static_cast<const int8_t*>(q), s, ld, nb}, k_rows, c0, c1, x, n, ldx, y, ldy,
+      return MatmulNnRowsT(NnQ8{{static_cast<const int8_t*>(q), s, ld, nb}}, k_rows, c0, c1, x, n, ldx, y, ldy,
                            quant_vectors);
     case DType::kQ4:
-      return MatmulNnRowsT(NnQ4{static_cast<const uint8_t*>(q), s, ld, nb}, k_rows, c0, c1, x, n, ldx, y, ldy,
+      return MatmulNnRowsT(NnQ4{{static_cast<const uint8_t*>(q), s, ld, nb}}, k_rows, c0, c1, x, n, ldx, y, ldy,
                            quant_vectors);
     default: return;
   }
