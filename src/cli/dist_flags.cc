@@ -35,8 +35,9 @@ void add_dist_flags(CLI::App* cmd, const std::shared_ptr<DistFlags>& f) {
       ->check(CLI::Range(1.0, 1000.0));
   cmd->add_option("--fault", f->faults,
                   "Inject a fault, KIND:RANK@STEP with KIND kill, stop, segv, exit, hang, slow (slow:2@5x3 = 3x "
-                  "slower from step 5), nan (the rank's gradients of step S) or bitflip (a parameter bit after "
-                  "step S); repeatable");
+                  "slower from step 5, slow:2@5x3+10 = for 10 steps), nan (the rank's gradients of step S) or bitflip (a parameter bit after "
+                  "step S); repeatable, also for one rank (a replacement process gets the faults its predecessors did not "
+                  "reach)");
 }
 
 dist::SupervisorOptions supervisor_options(const DistFlags& f, int workers) {

@@ -67,6 +67,7 @@ Board Board::create(const std::string& name, int world) {
     WorkerSlot& s = b.slot(r);
     s.step.store(-1);
     s.resumed_step.store(-1);
+    s.injected_through.store(-1);
     for (auto& c : s.compute_step) c.store(-1);
   }
   std::atomic_thread_fence(std::memory_order_release);

@@ -217,12 +217,10 @@ ChaosVerdict judge_chaos(const Scenario& s, const ChaosRun& run, const std::stri
     return j;
   };
   for (const auto& [k, r] : rows) by_kind[k] = row_json(r);
-  int splits = 0;
-  for (const SegmentRun& sg : run.segments) splits += sg.ended == "split";
   v.summary = {{"scenario", s.source}, {"job", s.job}, {"workers", s.workers}, {"steps", s.steps},
                {"seed", s.seed}, {"ok", v.ok}, {"problems", problems}, {"by_kind", by_kind},
                {"total", row_json(all)}, {"faults", faults},
-               {"supervisor_runs", run.segments.size()}, {"splits", splits},
+               {"supervisor_runs", run.segments.size()},
                {"finished", run.finished}, {"final_step", run.last_step}, {"wall_s", run.wall_s},
                {"productive_s", productive}, {"measured_s", wall},
                {"ettr", std::isfinite(ettr) ? json(ettr) : json(nullptr)},
@@ -241,8 +239,8 @@ ChaosVerdict judge_chaos(const Scenario& s, const ChaosRun& run, const std::stri
   line("all", all);
   t += std::isfinite(ettr)
            ? fmt::format("ETTR {:.3f} (fault-free time of steps {}..{}: {:.2f} s, wall time: {:.2f} s; {} supervisor "
-                         "runs, {} splits)\n",
-                         ettr, run.first_step, run.last_step, productive, wall, run.segments.size(), splits)
+                         "runs)\n",
+                         ettr, run.first_step, run.last_step, productive, wall, run.segments.size())
            : std::string("ETTR - (no steps measured)\n");
   t += equal ? fmt::format("final weights: equal to the fault-free run's (sha256 {})\n", digest.substr(0, 16))
              : fmt::format("final weights: {}\n", digest.empty() ? digest_error : "DIFFER from the fault-free run's");

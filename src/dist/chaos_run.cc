@@ -89,8 +89,6 @@ class BoardWatch {
   std::optional<Board> board_;
 };
 
-bool self_injected(const ChaosFault& f) { return f.side() == FaultSide::kWorkerSelf; }
-
 // Faults of one supervisor run that leave a "fault" + "recovered" pair in events.jsonl.
 bool crash_like(const std::string& kind) {
   return kind == "kill" || kind == "stop" || kind == "segv" || kind == "exit" || kind == "hang";
@@ -146,14 +144,12 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
   Clock::time_point awaiting_since;
 
   for (int seg = 0;; ++seg) {
-    // Plan this supervisor run: worker faults up to the next harness fault or a second self-injected
-    // fault of one rank; disk-full faults ride along with every run still before their step.
+    // Plan this supervisor run: worker faults up to the next harness fault; disk-full faults ride along
+    // with every run still before their step.
     std::vector<InjectedFault*> mine;
     std::vector<ChaosFault> specs;
     std::vector<int64_t> enospc;
-    std::set<int> faulted_ranks;  // ranks given a worker fault in this run
-    InjectedFault* cut = nullptr;  // harness fault ending this run (nullptr + split: a plain split)
-    bool split = false;
+    InjectedFault* cut = nullptr;  // harness fault ending this run
     for (; next < run.faults.size(); ++next) {
       InjectedFault& f = run.faults[next];
       if (f.fault.kind == "disk-full") continue;  // rides along with every run before its step
@@ -162,12 +158,6 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
         ++next;
         break;
       }
-      // A self-injected fault reaches only a rank's first process: not one replaced in this run.
-      if (self_injected(f.fault) && faulted_ranks.count(f.fault.rank)) {
-        split = true;
-        break;
-      }
-      faulted_ranks.insert(f.fault.rank);
       f.fault.step = std::max(f.planned_step, resume_from + 2);
       f.segment = seg;
       mine.push_back(&f);
@@ -180,9 +170,8 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
         enospc.push_back(f.fault.step);
         if (!f.injected) f.segment = seg;
       }
-    const bool last = !cut && !split;
-    int64_t cut_step = cut ? std::max(cut->planned_step, resume_from + 2)
-                           : split ? std::max(run.faults[next].planned_step - 1, resume_from + 2) : s.steps;
+    const bool last = !cut;
+    int64_t cut_step = cut ? std::max(cut->planned_step, resume_from + 2) : s.steps;
     for (const InjectedFault* f : mine) cut_step = std::max(cut_step, f->fault.step + 1);
 
     SegmentRun sr{.index = seg};
@@ -192,7 +181,7 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
     std::string fault_list;
     for (const auto& f : specs) fault_list += " " + f.spec();
     say(fmt::format("run {}: from step {}{}{}", seg, resume_from, fault_list.empty() ? "" : ", faults" + fault_list,
-                    last ? "" : fmt::format(", then {} at step {}", cut ? cut->fault.kind : "split", cut_step)));
+                    last ? "" : fmt::format(", then {} at step {}", cut->fault.kind, cut_step)));
     const pid_t pid = spawn_process({sr.argv, {}, sr.log});
     BoardWatch board(o.run_dir, pid);
     int64_t events_off = sr.events_begin;
@@ -234,32 +223,29 @@ ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<Cha
 
     const std::vector<int64_t> worker_pids = board.worker_pids();
     if (!exited) {
-      const bool hard = cut != nullptr;  // supervisor-kill / ckpt-corrupt: no goodbye
       const int64_t at = board.max_step();
-      ::kill(pid, hard ? SIGKILL : SIGTERM);
+      ::kill(pid, SIGKILL);  // supervisor-kill / ckpt-corrupt: no goodbye
       status = wait_exit(pid);
       // Workers die with their supervisor (PR_SET_PDEATHSIG); wait so that nothing still writes.
       const auto deadline = Clock::now() + std::chrono::seconds(10);
       for (int64_t w : worker_pids)
         while (pid_alive(w) && Clock::now() < deadline) std::this_thread::sleep_for(kPoll);
-      sr.ended = hard ? cut->fault.kind : "split";
-      if (hard) {
-        cut->injected = true;
-        cut->segment = seg;
-        cut->step_at_fault = at;
-        if (cut->fault.kind == "ckpt-corrupt") {
-          const CorruptedState c = job.corrupt_newest(o.run_dir, s.workers);
-          cut->corrupted_step = c.step;
-          cut->detail = c.detail;
-          if (c.step < 0) cut->injected = false;
-        }
-        cut->fault.step = at;
-        harness_log.write("chaos", {{"kind", cut->fault.kind}, {"step", at}, {"detail", cut->detail}});
-        say(fmt::format("{} at step {}{}", cut->fault.kind, at, cut->detail.empty() ? "" : ": " + cut->detail));
-        if (cut->injected) {
-          awaiting = cut;
-          awaiting_since = Clock::now();
-        }
+      sr.ended = cut->fault.kind;
+      cut->injected = true;
+      cut->segment = seg;
+      cut->step_at_fault = at;
+      if (cut->fault.kind == "ckpt-corrupt") {
+        const CorruptedState c = job.corrupt_newest(o.run_dir, s.workers);
+        cut->corrupted_step = c.step;
+        cut->detail = c.detail;
+        if (c.step < 0) cut->injected = false;
+      }
+      cut->fault.step = at;
+      harness_log.write("chaos", {{"kind", cut->fault.kind}, {"step", at}, {"detail", cut->detail}});
+      say(fmt::format("{} at step {}{}", cut->fault.kind, at, cut->detail.empty() ? "" : ": " + cut->detail));
+      if (cut->injected) {
+        awaiting = cut;
+        awaiting_since = Clock::now();
       }
     } else {
       sr.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

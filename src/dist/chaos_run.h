@@ -3,11 +3,9 @@
 //   supervisor-kill  SIGKILL the supervisor once the run passed the step, then re-run the same command
 //   ckpt-corrupt     the same, and corrupt the newest durable state in between (ChaosJob::corrupt_newest)
 //   disk-full        the job's checkpoint of that step fails with ENOSPC (ChaosJob::command)
-// A supervisor injects at most one self-injected worker fault (segv, exit, hang, slow, nan, bitflip)
-// per rank, into a rank's first process; a schedule with more, or with one for a rank already
-// replaced after another fault, is split into several supervisor runs
-// ("splits": SIGTERM, which keeps the snapshots, then a re-run that continues). Faults due before the
-// step a re-run continues from are moved just past it.
+// Worker faults between two harness faults go to one supervisor run (a rank's replacement processes
+// get the rank's faults that its predecessors did not reach). Faults due before the step a re-run
+// continues from are moved just past it.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +38,7 @@ struct SegmentRun {
   std::string log;
   int64_t events_begin = 0, events_end = 0;  // byte range of events.jsonl written during this run
   int64_t max_step = -1;
-  std::string ended;  // finished | failed (exit status) | split | supervisor-kill | ckpt-corrupt
+  std::string ended;  // finished | failed (exit status) | supervisor-kill | ckpt-corrupt
   int exit_status = 0;
 };
 
@@ -57,7 +55,7 @@ struct ChaosRun {
 struct ChaosRunOptions {
   std::string run_dir;
   std::function<void(const std::string&)> progress;  // one line per thing that happens
-  double settle_timeout_s = 60;  // how long a split waits for the faults before it to be handled
+  double settle_timeout_s = 60;  // how long a harness fault waits for the faults before it to be handled
 };
 
 ChaosRun run_chaos(const ChaosJob& job, const Scenario& s, const std::vector<ChaosFault>& schedule,

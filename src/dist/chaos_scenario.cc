@@ -95,7 +95,9 @@ FaultSide ChaosFault::side() const {
 
 std::string ChaosFault::spec() const {
   if (side() == FaultSide::kHarness) return fmt::format("{}@{}", kind, step);
-  if (kind == "slow") return fmt::format("slow:{}@{}x{}", rank, step, factor);
+  if (kind == "slow")
+    return steps > 0 ? fmt::format("slow:{}@{}x{}+{}", rank, step, factor, steps)
+                     : fmt::format("slow:{}@{}x{}", rank, step, factor);
   return fmt::format("{}:{}@{}", kind, rank, step);
 }
 
@@ -149,7 +151,10 @@ Scenario parse_scenario(const json& j, const std::string& source) {
       check_kind(f, "kind", c.kind, s);
       f.integer("step", c.step, 1, s.steps - 1, true);
       if (c.side() != FaultSide::kHarness) f.integer("rank", c.rank, 0, s.workers - 1, true);
-      if (c.kind == "slow") f.number("factor", c.factor, 1, 1000);
+      if (c.kind == "slow") {
+        f.number("factor", c.factor, 1, 1000);
+        f.integer("steps", c.steps, 0, int64_t(1) << 40);
+      }
       f.no_unknown_keys();
       s.faults.push_back(c);
     }
@@ -165,6 +170,7 @@ Scenario parse_scenario(const json& j, const std::string& source) {
     f.integer("end_margin", g.end_margin, 0, s.steps - 1);
     f.integer("count", g.count, 0, int64_t(1) << 40);
     f.number("slow_factor", g.slow_factor, 1, 1000);
+    f.integer("slow_steps", g.slow_steps, 0, int64_t(1) << 40);
     const json* kinds = f.get("kinds", true);
     if (!kinds->is_object() || kinds->empty())
       f.fail("kinds", "must be an object of kind -> weight, e.g. {\"kill\": 2, \"segv\": 1}");
@@ -221,7 +227,8 @@ std::vector<ChaosFault> make_schedule(const Scenario& s, double step_s) {
       }
       u -= w;
     }
-    ChaosFault f{.kind = kind, .rank = int(r % uint64_t(s.workers)), .step = step, .factor = g.slow_factor};
+    ChaosFault f{.kind = kind, .rank = int(r % uint64_t(s.workers)), .step = step, .factor = g.slow_factor,
+                 .steps = g.slow_steps};
     if (f.side() == FaultSide::kHarness) f.rank = 0;
     if (g.every_s > 0) f.at_s = double(i + 1) * g.every_s;
     out.push_back(f);
@@ -232,7 +239,7 @@ std::vector<ChaosFault> make_schedule(const Scenario& s, double step_s) {
 nlohmann::json to_json(const ChaosFault& f) {
   json j = {{"kind", f.kind}, {"step", f.step}, {"spec", f.spec()}};
   if (f.side() != FaultSide::kHarness) j["rank"] = f.rank;
-  if (f.kind == "slow") j["factor"] = f.factor;
+  if (f.kind == "slow") j["factor"] = f.factor, j["steps"] = f.steps;
   if (f.at_s >= 0) j["at_s"] = f.at_s;
   return j;
 }

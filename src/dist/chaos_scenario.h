@@ -20,10 +20,11 @@ struct ChaosFault {
   std::string kind;  // kill stop segv exit hang slow nan bitflip | supervisor-kill ckpt-corrupt disk-full
   int rank = 0;      // worker faults only
   int64_t step = 0;
-  double factor = 3;     // slow only
+  double factor = 3;     // slow only: how much slower, and
+  int64_t steps = 20;    // for how many steps (0: until the process ends)
   double at_s = -1;      // every_s generators: the planned time; step is derived from it
   FaultSide side() const;
-  std::string spec() const;  // kill:1@15, slow:2@5x3, supervisor-kill@40
+  std::string spec() const;  // kill:1@15, slow:2@5x3+20, supervisor-kill@40
 };
 
 // The kinds, their side, and whether the toy job supports them.
@@ -49,6 +50,7 @@ struct Generator {
   int64_t count = 0;        // at most this many faults (0 = as many as fit)
   std::vector<std::pair<std::string, double>> kinds;  // kind -> weight, in file order
   double slow_factor = 3;
+  int64_t slow_steps = 20;
 };
 
 struct Scenario {

@@ -122,10 +122,8 @@ void Supervisor::State::spawn(Proc& p) {
   env.rejoin_timeout = o.rejoin_timeout;
   env.incarnation = p.incarnation;
   env.events_path = o.run_dir + "/events.jsonl";
-  if (p.incarnation == 0)
-    for (const FaultSpec& f : o.faults)
-      if (!f.external() && f.rank == p.rank) env.inject = f.inject_string();
   WorkerSlot& slot = board.slot(p.slot);
+  env.inject = inject_list(o.faults, p.rank, slot.injected_through.load());  // what earlier processes did not reach
   slot.pid.store(0);
   slot.beat_ns.store(0);
   slot.set_phase(WorkerPhase::Starting, -1);
@@ -357,11 +355,6 @@ Supervisor::Supervisor(SupervisorOptions o) : s_(std::make_unique<State>()) {
   s.straggler = std::make_unique<StragglerDetector>(op.workers, op.straggler_factor, op.straggler_steps);
   s.fed_upto.assign(size_t(op.workers), -1);
   s.fault_done.assign(op.faults.size(), false);
-  std::map<int, int> self_faults;
-  for (const FaultSpec& f : op.faults)
-    if (!f.external() && ++self_faults[f.rank] > 1)
-      throw InputError(fmt::format("--fault: rank {} has more than one self-injected fault (segv/exit/hang/slow/nan/bitflip)",
-                                   f.rank));
   for (int i = 0; i < op.workers; ++i) s.procs.push_back({.rank = op.first_rank + i, .slot = i});
   nlohmann::json info = {{"store", s.store_url}, {"world", s.world}, {"first_rank", op.first_rank},
                          {"workers", op.workers}, {"supervisor_pid", getpid()}, {"board", s.board_name()}};

@@ -42,60 +42,88 @@ class HeartbeatThread {
 };
 
 struct Injection {
-  std::string kind;  // "", segv, hang, exit, slow, nan, bitflip
+  std::string kind;  // segv, hang, exit, slow, nan, bitflip
   int64_t step = -1;
   double factor = 1;
+  int64_t steps = 0;         // slow: how many steps (0 = for the rest of the process)
   bool fired = false;        // nan and bitflip happen once even when their step is re-run
   int64_t fired_ns = 0;
 };
 
 Injection parse_injection(const std::string& s) {
   Injection inj;
-  if (s.empty()) return inj;
   const auto at = s.find('@');
   if (at == std::string::npos) throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': expected KIND@STEP", s));
   inj.kind = s.substr(0, at);
   std::string rest = s.substr(at + 1);
-  if (inj.kind == "slow") {
-    const auto colon = rest.find(':');
-    if (colon == std::string::npos) throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': expected slow@STEP:FACTOR", s));
-    inj.factor = std::stod(rest.substr(colon + 1));
-    rest = rest.substr(0, colon);
-  } else if (inj.kind != "segv" && inj.kind != "hang" && inj.kind != "exit" && inj.kind != "nan" &&
-             inj.kind != "bitflip") {
-    throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': kind must be segv, hang, exit, slow, nan or bitflip", s));
+  try {
+    if (inj.kind == "slow") {
+      const auto c1 = rest.find(':'), c2 = rest.find(':', c1 == std::string::npos ? c1 : c1 + 1);
+      if (c1 == std::string::npos || c2 == std::string::npos)
+        throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': expected slow@STEP:FACTOR:STEPS", s));
+      inj.factor = std::stod(rest.substr(c1 + 1, c2 - c1 - 1));
+      inj.steps = std::stoll(rest.substr(c2 + 1));
+      rest = rest.substr(0, c1);
+    } else if (inj.kind != "segv" && inj.kind != "hang" && inj.kind != "exit" && inj.kind != "nan" &&
+               inj.kind != "bitflip") {
+      throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': kind must be segv, hang, exit, slow, nan or bitflip", s));
+    }
+    inj.step = std::stoll(rest);
+  } catch (const std::logic_error&) {  // std::invalid_argument / out_of_range from stod, stoll
+    throw InputError(fmt::format("HOLDFAST_DIST_INJECT '{}': not a number where one is expected", s));
   }
-  inj.step = std::stoll(rest);
   return inj;
 }
 
-// Runs the self-injected fault due before step `next` (1-based) of this incarnation; returns the
-// nanoseconds it slept (slow: (factor - 1) x the step's own compute time).
-int64_t maybe_inject(Injection& inj, int64_t next, int64_t base_compute_ns, Replica& replica, EventLog* events,
-                     int rank) {
-  if (inj.kind.empty() || next < inj.step) return 0;
-  // nan@S poisons step S's gradients; bitflip@S flips a bit after step S, i.e. before step S + 1.
-  if ((inj.kind == "nan" && next == inj.step) || (inj.kind == "bitflip" && next == inj.step + 1)) {
-    if (inj.fired) return 0;
-    inj.fired = true;
-    inj.fired_ns = monotonic_ns();
-    if (inj.kind == "nan") replica.inject_nan();
-    else replica.inject_bitflip();
-    if (events) events->write("inject", {{"kind", inj.kind}, {"rank", rank}, {"step", inj.step}, {"pid", getpid()}});
-    return 0;
+std::vector<Injection> parse_injections(const std::string& list) {
+  std::vector<Injection> out;
+  for (size_t b = 0; b < list.size();) {
+    const size_t e = std::min(list.find(',', b), list.size());
+    out.push_back(parse_injection(list.substr(b, e - b)));
+    b = e + 1;
   }
-  if (inj.kind == "nan" || inj.kind == "bitflip") return 0;
-  if (inj.kind == "slow") {
-    const int64_t t0 = monotonic_ns();
-    std::this_thread::sleep_for(std::chrono::nanoseconds(int64_t(double(base_compute_ns) * (inj.factor - 1))));
-    return monotonic_ns() - t0;
+  return out;
+}
+
+// Runs the self-injected faults due before step `next` (1-based) of this process; returns the
+// nanoseconds it slept (slow: (factor - 1) x the step's own compute time). A fault that starts is
+// recorded in the board slot first, so that a replacement process does not repeat it.
+int64_t maybe_inject(std::vector<Injection>& injections, int64_t next, int64_t base_compute_ns, Replica& replica,
+                     WorkerSlot& slot, EventLog* events, int rank) {
+  int64_t slept = 0;
+  for (Injection& inj : injections) {
+    if (next < inj.step) break;  // in step order
+    const auto record = [&] {
+      if (slot.injected_through.load() < inj.step) slot.injected_through.store(inj.step);
+    };
+    // nan@S poisons step S's gradients; bitflip@S flips a bit after step S, i.e. before step S + 1.
+    if ((inj.kind == "nan" && next == inj.step) || (inj.kind == "bitflip" && next == inj.step + 1)) {
+      if (inj.fired) continue;
+      inj.fired = true;
+      inj.fired_ns = monotonic_ns();
+      record();
+      if (inj.kind == "nan") replica.inject_nan();
+      else replica.inject_bitflip();
+      if (events) events->write("inject", {{"kind", inj.kind}, {"rank", rank}, {"step", inj.step}, {"pid", getpid()}});
+      continue;
+    }
+    if (inj.kind == "nan" || inj.kind == "bitflip") continue;
+    if (inj.kind == "slow") {
+      if (inj.steps > 0 && next >= inj.step + inj.steps) continue;
+      record();
+      const int64_t t0 = monotonic_ns();
+      std::this_thread::sleep_for(std::chrono::nanoseconds(int64_t(double(base_compute_ns) * (inj.factor - 1))));
+      slept += monotonic_ns() - t0;
+      continue;
+    }
+    if (next != inj.step) continue;
+    record();
+    if (inj.kind == "segv") std::raise(SIGSEGV);
+    if (inj.kind == "exit") _exit(3);
+    if (inj.kind == "hang")
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a deadlock: the heartbeat thread runs on
   }
-  if (next != inj.step) return 0;
-  if (inj.kind == "segv") std::raise(SIGSEGV);
-  if (inj.kind == "exit") _exit(3);
-  if (inj.kind == "hang")
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a deadlock: the heartbeat thread runs on
-  return 0;
+  return slept;
 }
 
 // Brings every rank to the newest state held by any of them; returns that step.
@@ -146,7 +174,7 @@ class StateVerifier {
 
   // Compares every rank's checksum; repairs on a mismatch. Returns false when the state was changed
   // (rolled back or replaced), so the caller refreshes what it derived from it.
-  bool verify(Group& g, Replica& r, const Injection& inj) {
+  bool verify(Group& g, Replica& r, int64_t bitflip_fired_ns) {
     const int64_t now_step = r.step();
     // One copy of the state serves as the checksum's input and, when the ranks agree, as the copy kept.
     scratch_.resize(r.state_size());
@@ -167,8 +195,8 @@ class StateVerifier {
                                                  sums[size_t(rank_)], maj ? fmt::format("the majority's {:016x}", *maj)
                                                                           : std::string("the others, no majority"),
                                                  g.world())}};
-      if (inj.fired && inj.kind == "bitflip") {
-        f["detect_ms"] = double(t0 - inj.fired_ns) / 1e6;
+      if (bitflip_fired_ns > 0) {
+        f["detect_ms"] = double(t0 - bitflip_fired_ns) / 1e6;
         f["detect_basis"] = "injection";
       }
       events_->write("fault", f);
@@ -235,7 +263,7 @@ void Replica::inject_bitflip() {
 
 WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step, const WorkerOptions& options) {
   WorkerStats stats;
-  Injection inj = env.incarnation == 0 ? parse_injection(env.inject) : Injection{};
+  std::vector<Injection> inj = parse_injections(env.inject);
   std::unique_ptr<EventLog> events;
   if (!env.events_path.empty()) events = std::make_unique<EventLog>(env.events_path);
   StateVerifier verifier(env.rank, events.get(), stats);
@@ -279,7 +307,10 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
       // A state put back by the verifier is snapshotted at once: a restart must not restore the newer,
       // corrupted one.
       auto verify = [&] {
-        if (verifier.verify(g, replica, inj)) return true;
+        int64_t bitflip_ns = 0;  // the newest self-injected bit flip, for the detection latency
+        for (const Injection& i : inj)
+          if (i.fired && i.kind == "bitflip") bitflip_ns = std::max(bitflip_ns, i.fired_ns);
+        if (verifier.verify(g, replica, bitflip_ns)) return true;
         snap.write(replica.step(), [&] {
           std::vector<std::byte> b(replica.state_size());
           replica.save_state(b);
@@ -299,7 +330,7 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
           const int64_t t0 = monotonic_ns();
           const auto c0 = g.comm_time();
           slot.progress_ns.store(t0, std::memory_order_relaxed);
-          const int64_t slept = maybe_inject(inj, replica.step() + 1, base_compute_ns, replica, events.get(), env.rank);
+          const int64_t slept = maybe_inject(inj, replica.step() + 1, base_compute_ns, replica, slot, events.get(), env.rank);
           if (verifying && replica.step() % K == 0 && replica.step() != verifier.agreed_step() && !verify())
             continue;  // rolled back to the last agreed state: replay from there
           replica.run_step(g);

@@ -36,8 +36,8 @@ struct WorkerEnv {
   std::string host = "127.0.0.1";          // Gloo listen address
   std::chrono::milliseconds timeout{10000}, rejoin_timeout{60000};
   int64_t incarnation = 0;           // 0 = first process of this rank, then 1, 2, ... per restart
-  std::string inject;                // self-injected fault for incarnation 0: "segv@S", "hang@S", "exit@S",
-                                     // "slow@S:F", "nan@S", "bitflip@S"
+  std::string inject;                // self-injected faults, comma-separated, in step order: "segv@S", "hang@S",
+                                     // "exit@S", "slow@S:F:N" (N steps, 0 = on), "nan@S", "bitflip@S"
   std::string events_path;           // RUN/events.jsonl: faults the worker detects itself ("" = none)
 
   // Reads HOLDFAST_DIST_*; InputError naming the variable that is missing or malformed.

@@ -79,7 +79,11 @@ TEST(ChaosScenario, ErrorsNameTheField) {
   EXPECT_NE(error_of(j).find("faults[0].extra: unknown field"), std::string::npos) << error_of(j);
   j["faults"][0].erase("extra");
   const Scenario s = parse_scenario(j, "s.json");
-  EXPECT_EQ(s.faults[0].spec(), "slow:1@5x3");
+  EXPECT_EQ(s.faults[0].spec(), "slow:1@5x3+20");
+  j["faults"][0]["steps"] = 0;
+  EXPECT_EQ(parse_scenario(j, "s.json").faults[0].spec(), "slow:1@5x3");
+  j["faults"][0]["steps"] = -1;
+  EXPECT_NE(error_of(j).find("faults[0].steps"), std::string::npos) << error_of(j);
 }
 
 TEST(ReportFaults, JoinsDetectionsWithRecoveries) {

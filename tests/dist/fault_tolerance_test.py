@@ -107,6 +107,17 @@ def main():
     check(s["recoveries"] == 3 and s["steps_lost"] == 0, f"segv+hang+exit summary {s}")
     print(f"segfault+deadlock+exit: detected, recovered, bitwise equal ({t:.2f} s)")
 
+    # --- several self-injected faults on one rank: each replacement gets the ones not yet reached ----
+    run = os.path.join(tmp, "same_rank")
+    _, s, out, t = toy(run, 3, "--fault", "segv:1@8", "--fault", "exit:1@16", "--fault", "hang:1@24",
+                       "--fault", "slow:1@30x4+6")
+    check(all(x == ref for x in results(out, 3)), "same-rank faults: final x differs")
+    check(faults_of(run) == [("segfault", 1), ("exit", 1), ("stalled", 1)], f"same-rank faults: {faults_of(run)}")
+    check(s["recoveries"] == 3 and s["steps_lost"] == 0, f"same-rank faults summary {s}")
+    st = [e for e in events(run) if e["event"] == "straggler"]
+    check(st and st[0]["rank"] == 1, f"same-rank faults: the third replacement's straggling not reported: {st}")
+    print(f"segv, exit, hang, slow on one rank: each once, recovered, bitwise equal ({t:.2f} s)")
+
     # --- straggler ------------------------------------------------------------------------------
     run = os.path.join(tmp, "slow")
     _, s, out, _ = toy(run, 3, "--fault", "slow:2@5x4", steps=25)

@@ -52,14 +52,31 @@ TEST(FaultPlan, ParsesEveryKindAndRejectsNonsense) {
   const FaultSpec s = parse_fault("slow:2@5x3.5", 3);
   EXPECT_FALSE(s.external());
   EXPECT_DOUBLE_EQ(s.factor, 3.5);
-  EXPECT_EQ(s.inject_string(), "slow@5:3.5");
+  EXPECT_EQ(s.inject_string(), "slow@5:3.5:0");
+  const FaultSpec bounded = parse_fault("slow:2@5x3+10", 3);
+  EXPECT_EQ(bounded.steps, 10);
+  EXPECT_DOUBLE_EQ(bounded.factor, 3);
+  EXPECT_EQ(bounded.inject_string(), "slow@5:3:10");
+  EXPECT_EQ(parse_fault("slow:0@5+4", 1).inject_string(), "slow@5:3:4");
   EXPECT_EQ(parse_fault("segv:0@7", 1).inject_string(), "segv@7");
   EXPECT_EQ(parse_fault("nan:2@4", 3).inject_string(), "nan@4");
   EXPECT_EQ(parse_fault("bitflip:1@9", 3).inject_string(), "bitflip@9");
   EXPECT_FALSE(parse_fault("bitflip:1@9", 3).external());
   for (const char* bad : {"kill", "kill:1", "boom:1@2", "kill:3@2", "kill:x@2", "kill:1@-2", "kill:1@2x3",
-                          "slow:1@2x0.5", "stop:1@", "nan:1@2x3", "bitflip:4@1"})
+                          "slow:1@2x0.5", "stop:1@", "nan:1@2x3", "bitflip:4@1", "slow:1@2x3+0",
+                          "slow:1@2x3+", "kill:1@2+3", "slow:1@2+x"})
     EXPECT_THROW(parse_fault(bad, 3), InputError) << bad;
+}
+
+TEST(FaultPlan, InjectListGivesARanksSelfInjectedFaultsAfterAStepInStepOrder) {
+  std::vector<FaultSpec> faults;
+  for (const char* f : {"exit:1@30", "kill:1@5", "segv:1@10", "slow:1@20x2+5", "hang:0@7", "nan:1@10"})
+    faults.push_back(parse_fault(f, 3));
+  EXPECT_EQ(inject_list(faults, 1, -1), "segv@10,nan@10,slow@20:2:5,exit@30");
+  EXPECT_EQ(inject_list(faults, 1, 10), "slow@20:2:5,exit@30");  // a replacement after segv@10
+  EXPECT_EQ(inject_list(faults, 1, 30), "");
+  EXPECT_EQ(inject_list(faults, 0, -1), "hang@7");
+  EXPECT_EQ(inject_list(faults, 2, -1), "");
 }
 
 }  // namespace
