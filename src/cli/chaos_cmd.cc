@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -26,6 +27,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 void progress(const std::string& m) { fmt::print(stderr, "chaos: {}\n", m); }
+void reference_progress(const std::string& m) { fmt::print(stderr, "chaos: [fault-free] {}\n", m); }
 
 // Snapshots of an earlier run of the same directory would be restored by the next one: clear them.
 void clear_run(const std::string& dir, int workers) {
@@ -36,22 +38,22 @@ void clear_run(const std::string& dir, int workers) {
 }
 
 dist::ReferenceRun reference_run(const dist::ChaosJob& job, const dist::Scenario& s, const std::string& out,
-                                 bool fresh, bool run_if_missing) {
+                                 bool fresh, bool run_if_missing, void (*say)(const std::string&) = progress) {
   const std::string dir = out + "/reference", cache = dir + "/chaos_reference.json";
   const std::string key = sha256_hex(job.key() + fmt::format("\nworkers={}", s.workers));
   if (!fresh) {
     std::ifstream in(cache);
     auto j = json::parse(in, nullptr, false);
     if (j.is_object() && j.value("key", "") == key) {
-      progress(fmt::format("reusing the fault-free run in {}", dir));
+      say(fmt::format("reusing the fault-free run in {}", dir));
       return {.step_s = j.value("step_s", 0.0), .wall_s = j.value("wall_s", 0.0), .digest = j.value("digest", ""),
               .cached = true};
     }
   }
   if (!run_if_missing) return {};
   clear_run(dir, s.workers);
-  progress(fmt::format("fault-free run in {}", dir));
-  const dist::ChaosRun r = dist::run_chaos(job, s, {}, {.run_dir = dir, .progress = progress});
+  say(fmt::format("fault-free run in {}", dir));
+  const dist::ChaosRun r = dist::run_chaos(job, s, {}, {.run_dir = dir, .progress = say});
   if (!r.finished || !r.error.empty())
     throw Error(fmt::format("the fault-free run failed: {}", r.error.empty() ? "it did not finish" : r.error));
   dist::ReferenceRun ref{.wall_s = r.wall_s, .digest = job.weights_digest(dir)};
@@ -60,7 +62,7 @@ dist::ReferenceRun reference_run(const dist::ChaosJob& job, const dist::Scenario
   std::ofstream(cache) << json{{"key", key}, {"step_s", ref.step_s}, {"wall_s", ref.wall_s}, {"digest", ref.digest}}
                               .dump(2)
                        << "\n";
-  progress(fmt::format("fault-free: {} steps in {:.2f} s, {:.2f} ms per step", s.steps, ref.wall_s, ref.step_s * 1e3));
+  say(fmt::format("fault-free: {} steps in {:.2f} s, {:.2f} ms per step", s.steps, ref.wall_s, ref.step_s * 1e3));
   return ref;
 }
 
@@ -69,7 +71,7 @@ dist::ReferenceRun reference_run(const dist::ChaosJob& job, const dist::Scenario
 void add_chaos_command(CLI::App& app) {
   struct Opts {
     std::string scenario, out;
-    bool plan = false, fresh = false;
+    bool plan = false, fresh = false, alongside = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -85,6 +87,10 @@ void add_chaos_command(CLI::App& app) {
                   "chaos_summary.json (default runs/chaos/<scenario name>)");
   cmd->add_flag("--plan", o->plan, "Only print the fault schedule as JSON (the same scenario gives the same schedule)");
   cmd->add_flag("--fresh-reference", o->fresh, "Run the fault-free run again even when a cached one matches");
+  cmd->add_flag("--alongside", o->alongside,
+                "Run the fault-free run at the same time as the run with faults, on the same machine (halves a soak's "
+                "wall time; for jobs that leave the CPUs mostly idle, such as the toy job, whose compute is a sleep). "
+                "Not with generator.every_s, which needs the fault-free step time first");
   cmd->callback([o] {
     const dist::Scenario s = dist::load_scenario(o->scenario);
     const std::string out = o->out.empty() ? "runs/chaos/" + fs::path(o->scenario).stem().string() : o->out;
@@ -104,13 +110,23 @@ void add_chaos_command(CLI::App& app) {
       fmt::print("{}\n", plan.dump());
       return;
     }
+    if (o->alongside && needs_step_time)
+      throw InputError(fmt::format("{}: --alongside cannot be used with generator.every_s (the schedule needs the "
+                                   "fault-free step time before the run with faults starts); use every_steps",
+                                   o->scenario));
     fs::create_directories(out);
-    const dist::ReferenceRun ref = reference_run(*job, s, out, o->fresh, true);
+    std::future<dist::ReferenceRun> alongside;
+    dist::ReferenceRun ref;
+    if (o->alongside)
+      alongside = std::async(std::launch::async, [&] { return reference_run(*job, s, out, o->fresh, true, reference_progress); });
+    else
+      ref = reference_run(*job, s, out, o->fresh, true);
     const std::vector<dist::ChaosFault> schedule = dist::make_schedule(s, ref.step_s);
     const std::string run_dir = out + "/run";
     clear_run(run_dir, s.workers);
     progress(fmt::format("{} faults scheduled; run with faults in {}", schedule.size(), run_dir));
     const dist::ChaosRun run = dist::run_chaos(*job, s, schedule, {.run_dir = run_dir, .progress = progress});
+    if (alongside.valid()) ref = alongside.get();
     std::string digest, digest_error;
     try {
       if (run.finished) digest = job->weights_digest(run_dir);
