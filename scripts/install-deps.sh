@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config
       libopenblas-dev libhwy-dev nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libcpp-httplib-dev curl
       libssl-dev libicu-dev bible-kjv-text bible-kjv
-      libgloo-dev libhiredis-dev redis-server
+      libgloo-dev libhiredis-dev libxxhash-dev redis-server
       python3-torch python3-numpy python3-jinja2)
 # The machine may ship its own Node.js; only fall back to Debian's when there is none.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

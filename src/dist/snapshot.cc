@@ -18,13 +18,13 @@ constexpr size_t kHeaderBytes = 4096;
 
 size_t round_up(size_t n) { return (n + 4095) / 4096 * 4096; }
 
-// The buffer checksum: XXH64 chained over 256 KiB chunks (h <- xxh64(chunk, seed = h)), so that a
+// The buffer checksum: XXH3 chained over 256 KiB chunks (h <- xxh3(chunk, seed = h)), so that a
 // copy can checksum each chunk while it is still in cache.
 constexpr size_t kChunk = 256 << 10;
 
 uint64_t checksum(const std::byte* p, size_t n) {
   uint64_t h = 0;
-  for (size_t off = 0; off < n; off += kChunk) h = xxh64(p + off, std::min(kChunk, n - off), h);
+  for (size_t off = 0; off < n; off += kChunk) h = xxh3(p + off, std::min(kChunk, n - off), h);
   return h;
 }
 
@@ -33,7 +33,7 @@ uint64_t copy_and_checksum(std::byte* dst, const std::byte* src, size_t n) {
   for (size_t off = 0; off < n; off += kChunk) {
     const size_t len = std::min(kChunk, n - off);
     std::memcpy(dst + off, src + off, len);
-    h = xxh64(dst + off, len, h);
+    h = xxh3(dst + off, len, h);
   }
   return h;
 }
@@ -105,13 +105,13 @@ void Snapshot::commit(int64_t step, size_t size, uint64_t sum) {
 }
 
 void StreamingChecksum::advance(size_t written) {
-  for (; done_ + kChunk <= written; done_ += kChunk) h_ = xxh64(buf_ + done_, kChunk, h_);
+  for (; done_ + kChunk <= written; done_ += kChunk) h_ = xxh3(buf_ + done_, kChunk, h_);
 }
 
 uint64_t StreamingChecksum::finish(size_t size) {
   advance(size);
   if (done_ < size) {
-    h_ = xxh64(buf_ + done_, size - done_, h_);
+    h_ = xxh3(buf_ + done_, size - done_, h_);
     done_ = size;
   }
   return h_;

@@ -179,7 +179,7 @@ class StateVerifier {
     // One copy of the state serves as the checksum's input and, when the ranks agree, as the copy kept.
     scratch_.resize(r.state_size());
     r.save_state(scratch_);
-    std::vector<uint64_t> sums = g.allgather(xxh64(scratch_.data(), scratch_.size()));
+    std::vector<uint64_t> sums = g.allgather(xxh3(scratch_.data(), scratch_.size()));
     if (std::all_of(sums.begin(), sums.end(), [&](uint64_t x) { return x == sums[0]; })) {
       std::swap(agreed_, scratch_);
       agreed_step_ = now_step;
@@ -251,7 +251,7 @@ class StateVerifier {
 uint64_t Replica::state_checksum() const {
   std::vector<std::byte> buf(state_size());
   save_state(buf);
-  return xxh64(buf.data(), buf.size());
+  return xxh3(buf.data(), buf.size());
 }
 
 void Replica::inject_bitflip() {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
@@ -29,6 +30,20 @@ struct Cleanup {
   std::string name;
   ~Cleanup() { ShmRegion::remove(name); }
 };
+
+TEST(Checksum, Xxh3DispatchEqualsTheLibrarysPortableXxh3) {
+  EXPECT_EQ(xxh3("", 0), 0x2D06800538D394C2ULL);  // the XXH3-64 value of the empty input
+  std::vector<unsigned char> v(3 << 20);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+  // Every length class of XXH3 (0-16, 17-128, 129-240, long inputs, partial stripes and blocks).
+  for (size_t len : {size_t(0), size_t(1), size_t(3), size_t(4), size_t(8), size_t(9), size_t(16), size_t(17),
+                     size_t(100), size_t(128), size_t(129), size_t(240), size_t(241), size_t(1000),
+                     size_t(1024), size_t(65536 + 7), size_t(256 << 10), v.size()})
+    for (uint64_t seed : {uint64_t(0), uint64_t(42), ~uint64_t(0)})
+      ASSERT_EQ(xxh3(v.data() + 1, std::min(len, v.size() - 1), seed),
+                XXH3_64bits_withSeed(v.data() + 1, std::min(len, v.size() - 1), seed))
+          << len << " " << seed;
+}
 
 TEST(Checksum, Xxh64AndSipHashReferenceVectors) {
   EXPECT_EQ(xxh64("", 0), 0xEF46DB3751D8E999ULL);
