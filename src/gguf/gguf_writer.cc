@@ -1,16 +1,11 @@
 #include "gguf/gguf_writer.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <type_traits>
 
 #include "core/error.h"
-#include "model/weights/safetensors.h"
 
 namespace holdfast::gguf {
 
@@ -35,20 +30,6 @@ void put_string(std::string& out, std::string_view s) {
 }
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-void pwrite_all(int fd, const uint8_t* p, size_t n, uint64_t at, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t(1) << 30), off_t(at));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(fmt::format("{}: write failed: {}", path, std::strerror(errno)));
-    }
-    if (w == 0) throw Error(fmt::format("{}: write failed: wrote 0 of {} bytes", path, n));
-    p += w;
-    at += uint64_t(w);
-    n -= size_t(w);
-  }
-}
 
 }  // namespace
 
@@ -136,8 +117,11 @@ uint32_t Metadata::alignment() const {
   return a;
 }
 
-StreamWriter::StreamWriter(std::string path, const Metadata& meta, const std::vector<TensorDecl>& tensors)
-    : path_(std::move(path)), tmp_(path_ + ".tmp") {
+namespace {
+
+// The header and the data ranges of a GGUF file with these tensors, in declaration order.
+model::SlottedFile open_file(std::string path, const Metadata& meta, const std::vector<TensorDecl>& tensors,
+                             uint64_t& data_start, uint64_t& file_bytes) {
   const uint64_t alignment = meta.alignment();
   std::string head;
   put(head, kMagic);
@@ -149,14 +133,15 @@ StreamWriter::StreamWriter(std::string path, const Metadata& meta, const std::ve
     put(head, uint32_t(e.type));
     head += e.payload;
   }
+  std::vector<model::SlottedFile::Range> ranges;
   uint64_t offset = 0;
   for (const TensorDecl& t : tensors) {
-    if (t.name.empty()) throw Error(fmt::format("{}: a tensor has an empty name", path_));
+    if (t.name.empty()) throw Error(fmt::format("{}: a tensor has an empty name", path));
     if (t.ne.empty() || t.ne.size() > 4)
-      throw Error(fmt::format("{}: tensor '{}' has {} dims; ggml tensors have 1 to 4", path_, t.name, t.ne.size()));
+      throw Error(fmt::format("{}: tensor '{}' has {} dims; ggml tensors have 1 to 4", path, t.name, t.ne.size()));
     uint64_t rows = 1;
     for (int64_t d : t.ne) {
-      if (d < 1) throw Error(fmt::format("{}: tensor '{}' has a dim of {}", path_, t.name, d));
+      if (d < 1) throw Error(fmt::format("{}: tensor '{}' has a dim of {}", path, t.name, d));
       rows *= uint64_t(d);
     }
     rows /= uint64_t(t.ne[0]);
@@ -164,10 +149,9 @@ StreamWriter::StreamWriter(std::string path, const Metadata& meta, const std::ve
     try {
       size = row_bytes(t.type, t.ne[0]) * rows;
     } catch (const Error& e) {
-      throw Error(fmt::format("{}: tensor '{}': {}", path_, t.name, e.what()));
+      throw Error(fmt::format("{}: tensor '{}': {}", path, t.name, e.what()));
     }
-    if (!slots_.emplace(t.name, Slot{offset, size, 0}).second)
-      throw Error(fmt::format("{}: duplicate tensor '{}'", path_, t.name));
+    ranges.push_back({t.name, offset, size});
     put_string(head, t.name);
     put(head, uint32_t(t.ne.size()));
     for (int64_t d : t.ne) put<uint64_t>(head, uint64_t(d));
@@ -175,48 +159,14 @@ StreamWriter::StreamWriter(std::string path, const Metadata& meta, const std::ve
     put<uint64_t>(head, offset);
     offset = align_up(offset + size, alignment);
   }
-  data_start_ = align_up(head.size(), alignment);
-  file_bytes_ = data_start_ + offset;
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(fmt::format("{}: cannot create {}: {}", path_, tmp_, std::strerror(errno)));
-  try {
-    if (::ftruncate(fd_, off_t(file_bytes_)) != 0)  // padding between tensors reads as zeros
-      throw Error(fmt::format("{}: cannot size {} to {} bytes: {}", path_, tmp_, file_bytes_, std::strerror(errno)));
-    pwrite_all(fd_, reinterpret_cast<const uint8_t*>(head.data()), head.size(), 0, path_);
-  } catch (...) {
-    ::close(fd_);
-    fd_ = -1;
-    ::unlink(tmp_.c_str());
-    throw;
-  }
+  data_start = align_up(head.size(), alignment);
+  file_bytes = data_start + offset;
+  return model::SlottedFile(std::move(path), head, data_start, offset, ranges);
 }
 
-StreamWriter::~StreamWriter() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
-}
+}  // namespace
 
-void StreamWriter::write(std::string_view name, uint64_t at, std::span<const uint8_t> bytes) {
-  auto it = slots_.find(name);
-  if (it == slots_.end()) throw Error(fmt::format("{}: tensor '{}' was not declared", path_, name));
-  Slot& s = it->second;
-  if (at > s.size || bytes.size() > s.size - at)
-    throw Error(fmt::format("{}: bytes [{}, {}) are outside tensor '{}' ({} bytes)", path_, at, at + bytes.size(),
-                            name, s.size));
-  HOLDFAST_CHECK(fd_ >= 0, "{}: write after finish", path_);
-  pwrite_all(fd_, bytes.data(), bytes.size(), data_start_ + s.begin + at, path_);
-  s.written += bytes.size();
-}
-
-void StreamWriter::finish() {
-  for (const auto& [name, s] : slots_)
-    if (s.written != s.size)
-      throw Error(fmt::format("{}: tensor '{}' received {} of its {} bytes", path_, name, s.written, s.size));
-  const int fd = fd_;
-  fd_ = -1;
-  model::commit_written_file(fd, tmp_, path_);
-}
+StreamWriter::StreamWriter(std::string path, const Metadata& meta, const std::vector<TensorDecl>& tensors)
+    : file_(open_file(std::move(path), meta, tensors, data_start_, file_bytes_)) {}
 
 }  // namespace holdfast::gguf

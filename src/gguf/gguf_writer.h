@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/weights/slotted_file.h"
+
 namespace holdfast::gguf {
 
 // gguf_type: the type tag of a metadata value.
@@ -70,27 +72,20 @@ class StreamWriter {
   // a duplicate or malformed tensor (empty name, no dims, dim < 1, block type with ne[0] % 32 != 0) or an
   // I/O failure.
   StreamWriter(std::string path, const Metadata& meta, const std::vector<TensorDecl>& tensors);
-  ~StreamWriter();  // removes the temp file unless finish() succeeded
-  StreamWriter(const StreamWriter&) = delete;
-  StreamWriter& operator=(const StreamWriter&) = delete;
 
   // Writes `bytes` at byte `at` of tensor `name`'s data. Throws Error for an unknown tensor or a range
   // past its end.
-  void write(std::string_view name, uint64_t at, std::span<const uint8_t> bytes);
-  // Checks every tensor received exactly its size, then fsyncs and renames over the target.
-  void finish();
+  void write(std::string_view name, uint64_t at, std::span<const uint8_t> bytes) { file_.write(name, at, bytes); }
+  // Checks every tensor received exactly its size, then fsyncs and renames over the target (the temp
+  // file is removed unless this succeeds).
+  void finish() { file_.finish(); }
 
   uint64_t data_offset() const { return data_start_; }  // where tensor data starts in the file
   uint64_t file_bytes() const { return file_bytes_; }
 
  private:
-  struct Slot {
-    uint64_t begin = 0, size = 0, written = 0;  // begin: relative to the data section
-  };
-  std::string path_, tmp_;
-  int fd_ = -1;
-  uint64_t data_start_ = 0, file_bytes_ = 0;
-  std::map<std::string, Slot, std::less<>> slots_;
+  uint64_t data_start_ = 0, file_bytes_ = 0;  // before file_: open_file sets them
+  model::SlottedFile file_;
 };
 
 }  // namespace holdfast::gguf

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/weights/safetensors.h"
+#include "model/weights/slotted_file.h"
 
 namespace holdfast::model {
 
@@ -22,28 +23,19 @@ class SafetensorsStreamWriter {
     DType dtype;
     std::vector<int64_t> shape;
   };
-  // Creates `path + ".tmp"` sized for all tensors and writes the header. Throws Error on a duplicate
-  // or invalid tensor, or an I/O failure.
+  // Creates `path + ".tmp"` sized for all tensors and writes the header (the temp file is removed
+  // unless finish() succeeds). Throws Error on a duplicate or invalid tensor, or an I/O failure.
   SafetensorsStreamWriter(std::string path, const std::vector<Tensor>& tensors,
                           const std::map<std::string, std::string>& metadata);
-  ~SafetensorsStreamWriter();  // removes the temp file unless finish() succeeded
-  SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
-  SafetensorsStreamWriter& operator=(const SafetensorsStreamWriter&) = delete;
 
   // Writes `bytes` at byte `at` of tensor `name`'s data. Throws Error for an unknown tensor or a
   // range past its end.
-  void write(std::string_view name, uint64_t at, std::span<const uint8_t> bytes);
+  void write(std::string_view name, uint64_t at, std::span<const uint8_t> bytes) { file_.write(name, at, bytes); }
   // Checks that every tensor received exactly its size in bytes, then fsyncs and renames.
-  void finish();
+  void finish() { file_.finish(); }
 
  private:
-  struct Slot {
-    uint64_t begin = 0, size = 0, written = 0;
-  };
-  std::string path_, tmp_;
-  int fd_ = -1;
-  uint64_t data_start_ = 0;
-  std::map<std::string, Slot, std::less<>> slots_;
+  SlottedFile file_;
 };
 
 }  // namespace holdfast::model
