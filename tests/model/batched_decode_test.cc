@@ -16,28 +16,16 @@
 #include "model/config.h"
 #include "model/init.h"
 #include "model/transformer.h"
+#include "temp_dir.h"
 
 namespace holdfast::model {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "holdfast_batch_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each test's directory: holdfast::testing::TempDir with this file's prefix.
+struct TempDir : holdfast::testing::TempDir {
+  TempDir() : holdfast::testing::TempDir("holdfast_batch") {}
 };
 
 struct Param {

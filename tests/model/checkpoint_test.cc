@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "temp_dir.h"
 
 namespace holdfast::model {
 namespace {
@@ -18,23 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "holdfast_ckpt_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each test's directory: holdfast::testing::TempDir with this file's prefix.
+struct TempDir : holdfast::testing::TempDir {
+  TempDir() : holdfast::testing::TempDir("holdfast_ckpt") {}
 };
 
 void write_text(const std::string& path, const std::string& text) {

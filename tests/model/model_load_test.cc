@@ -18,6 +18,7 @@
 #include "model/config.h"
 #include "model/init.h"
 #include "model/transformer.h"
+#include "temp_dir.h"
 
 namespace holdfast::model {
 namespace {
@@ -33,22 +34,9 @@ std::string config_path(const std::string& name) {
   return std::string(HOLDFAST_SOURCE_DIR) + "/tests/oracle/configs/" + name;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "holdfast_model_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
+// Each test's directory: holdfast::testing::TempDir with this file's prefix.
+struct TempDir : holdfast::testing::TempDir {
+  TempDir() : holdfast::testing::TempDir("holdfast_model") {}
 };
 
 std::vector<char> read_bytes(const std::string& path) {
@@ -98,7 +86,7 @@ class ModelLoadTest : public ::testing::TestWithParam<std::string> {
   // DIR/<config>-<dtype>-<seed>, written on first use.
   static std::string checkpoint(const std::string& config, DType dtype, uint64_t seed) {
     const std::string out =
-        dir_->sub(fmt::format("{}-{}-{}", config, dtype == DType::kF32 ? "f32" : "bf16", seed));
+        dir_->file(fmt::format("{}-{}-{}", config, dtype == DType::kF32 ? "f32" : "bf16", seed));
     if (!fs::exists(out + "/model.safetensors"))
       init_checkpoint(DeepSeekConfig::load(config_path(config)), seed, dtype, out);
     return out;
@@ -200,20 +188,20 @@ TEST_P(ModelLoadTest, ForwardIsRepeatable) {
 TEST_P(ModelLoadTest, InitIsDeterministicPerSeed) {
   const DeepSeekConfig cfg = DeepSeekConfig::load(config_path(GetParam()));
   TempDir t;
-  init_checkpoint(cfg, 7, DType::kF32, t.sub("a"));
-  init_checkpoint(cfg, 7, DType::kF32, t.sub("b"));
-  init_checkpoint(cfg, 8, DType::kF32, t.sub("c"));
-  const std::vector<char> a = read_bytes(t.sub("a") + "/model.safetensors");
-  const std::vector<char> b = read_bytes(t.sub("b") + "/model.safetensors");
-  const std::vector<char> c = read_bytes(t.sub("c") + "/model.safetensors");
+  init_checkpoint(cfg, 7, DType::kF32, t.file("a"));
+  init_checkpoint(cfg, 7, DType::kF32, t.file("b"));
+  init_checkpoint(cfg, 8, DType::kF32, t.file("c"));
+  const std::vector<char> a = read_bytes(t.file("a") + "/model.safetensors");
+  const std::vector<char> b = read_bytes(t.file("b") + "/model.safetensors");
+  const std::vector<char> c = read_bytes(t.file("c") + "/model.safetensors");
   ASSERT_GT(a.size(), 8u);
   EXPECT_TRUE(a == b) << "same seed, different bytes";
   EXPECT_FALSE(a == c) << "different seeds, identical bytes";
-  EXPECT_EQ(read_bytes(t.sub("a") + "/config.json"), read_bytes(t.sub("b") + "/config.json"));
+  EXPECT_EQ(read_bytes(t.file("a") + "/config.json"), read_bytes(t.file("b") + "/config.json"));
   // BF16 is deterministic too.
-  init_checkpoint(cfg, 7, DType::kBF16, t.sub("d"));
-  init_checkpoint(cfg, 7, DType::kBF16, t.sub("e"));
-  EXPECT_TRUE(read_bytes(t.sub("d") + "/model.safetensors") == read_bytes(t.sub("e") + "/model.safetensors"));
+  init_checkpoint(cfg, 7, DType::kBF16, t.file("d"));
+  init_checkpoint(cfg, 7, DType::kBF16, t.file("e"));
+  EXPECT_TRUE(read_bytes(t.file("d") + "/model.safetensors") == read_bytes(t.file("e") + "/model.safetensors"));
 }
 
 TEST_P(ModelLoadTest, CheckTokensRejectsOutOfRangeIds) {
@@ -332,10 +320,10 @@ INSTANTIATE_TEST_SUITE_P(TinyConfigs, ModelLoadTest,
 
 TEST(ModelLoadErrors, MissingDirectoryAndShapeMismatchAreCheckpointOrConfigErrors) {
   TempDir t;
-  EXPECT_THROW(Model::load(t.sub("nonexistent")), ConfigError);
+  EXPECT_THROW(Model::load(t.file("nonexistent")), ConfigError);
   // A config that disagrees with the weights: the message names the tensor and both shapes.
   DeepSeekConfig cfg = DeepSeekConfig::load(config_path("tiny_v3.json"));
-  const std::string dir = t.sub("ck");
+  const std::string dir = t.file("ck");
   init_checkpoint(cfg, 3, DType::kF32, dir);
   nlohmann::json j = cfg.raw;
   j["vocab_size"] = 100;

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "temp_dir.h"
 
 namespace holdfast::model {
 namespace {
@@ -25,24 +26,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 // A fresh directory under the gtest temp dir, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "holdfast_st_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each test's directory: holdfast::testing::TempDir with this file's prefix.
+struct TempDir : holdfast::testing::TempDir {
+  TempDir() : holdfast::testing::TempDir("holdfast_st") {}
 };
 
 std::string le64(uint64_t n) {

@@ -24,6 +24,7 @@
 #include "model/sampling.h"
 #include "model/speculative.h"
 #include "model/transformer.h"
+#include "temp_dir.h"
 
 namespace holdfast::model {
 namespace {
@@ -36,22 +37,9 @@ constexpr int kScale = 4;  // sanitizer builds are ~10x slower: fewer samples (t
 constexpr int kScale = 1;
 #endif
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "holdfast_spec_XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    if (!p) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// Each test's directory: holdfast::testing::TempDir with this file's prefix.
+struct TempDir : holdfast::testing::TempDir {
+  TempDir() : holdfast::testing::TempDir("holdfast_spec") {}
 };
 
 std::unique_ptr<Model> tiny_model(const std::string& config, DType dtype, const TempDir& dir, uint64_t seed = 3) {
