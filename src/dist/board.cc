@@ -68,6 +68,7 @@ Board Board::create(const std::string& name, int world) {
     s.step.store(-1);
     s.resumed_step.store(-1);
     s.injected_through.store(-1);
+    s.crash_signal.store(0);
     for (auto& c : s.compute_step) c.store(-1);
   }
   std::atomic_thread_fence(std::memory_order_release);

@@ -31,6 +31,8 @@ struct alignas(64) WorkerSlot {
   std::atomic<int64_t> resumed_step;   // the step the group resumed from at the last formation
   std::atomic<int64_t> joined_ns;      // when the current epoch's group formed
   std::atomic<int64_t> injected_through;  // the step of the last self-injected fault this rank started (-1: none)
+  std::atomic<int32_t> crash_signal;   // set by the worker's fatal-signal handler (0: none): the supervisor
+                                       // need not wait for the process to finish dying (a core dump)
   std::atomic<int64_t> compute_ns[kHistory];  // compute time (step time minus collectives) of step s at s % kHistory
   std::atomic<int64_t> compute_step[kHistory];
 

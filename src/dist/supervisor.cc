@@ -54,11 +54,15 @@ struct Pending {
 
 double ms_since(int64_t then_ns, int64_t now_ns) { return double(now_ns - then_ns) / 1e6; }
 
+std::string signal_kind(int sig) {
+  return sig == SIGKILL ? "killed" : sig == SIGSEGV ? "segfault" : sig == SIGBUS ? "bus_error"
+         : sig == SIGABRT ? "abort" : "signal";
+}
+
 std::string describe_status(int status, std::string& kind) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
-    kind = sig == SIGKILL ? "killed" : sig == SIGSEGV ? "segfault" : sig == SIGBUS ? "bus_error"
-           : sig == SIGABRT ? "abort" : "signal";
+    kind = signal_kind(sig);
     return fmt::format("killed by signal {} ({})", sig, strsignal(sig));
   }
   kind = "exit";
@@ -124,6 +128,7 @@ void Supervisor::State::spawn(Proc& p) {
   env.events_path = o.run_dir + "/events.jsonl";
   WorkerSlot& slot = board.slot(p.slot);
   env.inject = inject_list(o.faults, p.rank, slot.injected_through.load());  // what earlier processes did not reach
+  slot.crash_signal.store(0);
   slot.pid.store(0);
   slot.beat_ns.store(0);
   slot.set_phase(WorkerPhase::Starting, -1);
@@ -207,7 +212,19 @@ void Supervisor::State::poll_once(int64_t now) {
     const std::string detail = describe_status(status, kind);
     on_fault(p, kind, detail, monotonic_ns(), std::max(slot.beat_ns.load(), p.spawn_ns));
   }
-  // 3. Hangs: no heartbeat (stopped, frozen), or a main thread stuck outside collectives.
+  // 3. Fatal signals the worker's handler reported: the process may still be dumping core.
+  for (Proc& p : procs) {
+    const WorkerSlot& slot = board.slot(p.slot);
+    const int sig = slot.crash_signal.load();
+    if (!p.alive || sig == 0 || slot.pid.load() != p.pid) continue;
+    ::kill(p.pid, SIGKILL);
+    int status = 0;
+    ::waitpid(p.pid, &status, 0);
+    p.alive = false;
+    on_fault(p, signal_kind(sig), fmt::format("signal {} ({}), reported by its crash handler", sig, strsignal(sig)),
+             monotonic_ns(), std::max(slot.beat_ns.load(), p.spawn_ns));
+  }
+  // 4. Hangs: no heartbeat (stopped, frozen), or a main thread stuck outside collectives.
   for (Proc& p : procs) {
     if (!p.alive) continue;
     const WorkerSlot& slot = board.slot(p.slot);
@@ -234,7 +251,7 @@ void Supervisor::State::poll_once(int64_t now) {
                             : fmt::format("no progress outside collectives for {:.0f} ms", ms_since(last, now)),
              monotonic_ns(), last);
   }
-  // 4. Stragglers, from the compute times of completed steps.
+  // 5. Stragglers, from the compute times of completed steps.
   for (const Proc& p : procs) {
     const WorkerSlot& slot = board.slot(p.slot);
     const int64_t upto = slot.step.load(std::memory_order_acquire);
@@ -251,7 +268,7 @@ void Supervisor::State::poll_once(int64_t now) {
     }
     fed = std::max(fed, upto);
   }
-  // 5. Workers that lost their group at the current epoch without a death here: reform.
+  // 6. Workers that lost their group at the current epoch without a death here: reform.
   bool recovering = false;
   for (const Proc& p : procs) {
     const WorkerSlot& slot = board.slot(p.slot);
@@ -267,7 +284,7 @@ void Supervisor::State::poll_once(int64_t now) {
     last_epoch_poll_ns = now;
     epoch = std::max(epoch, current_epoch(*store, o.rejoin_timeout));
   }
-  // 6. Recoveries that completed: every local rank ran a good step in the new epoch (or finished).
+  // 7. Recoveries that completed: every local rank ran a good step in the new epoch (or finished).
   for (size_t i = 0; i < pending.size();) {
     const Pending& pd = pending[i];
     bool done = true;

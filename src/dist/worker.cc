@@ -126,6 +126,32 @@ int64_t maybe_inject(std::vector<Injection>& injections, int64_t next, int64_t b
   return slept;
 }
 
+// A fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) is recorded in the board slot before the
+// default action runs, so the supervisor classifies and replaces the worker at once, however long the
+// kernel then takes to write a core dump. The handler needs the slot in a global: a signal handler has
+// no other way in. Only an atomic store and re-raising, both async-signal-safe.
+std::atomic<WorkerSlot*> g_crash_slot{nullptr};
+
+void on_fatal_signal(int sig) {
+  if (WorkerSlot* s = g_crash_slot.load()) s->crash_signal.store(sig);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void install_crash_handler(WorkerSlot& slot) {
+  static char alt_stack[64 * 1024];  // a stack overflow's SIGSEGV needs a stack of its own
+  stack_t ss{};
+  ss.ss_sp = alt_stack;
+  ss.ss_size = sizeof(alt_stack);
+  ::sigaltstack(&ss, nullptr);
+  g_crash_slot.store(&slot);
+  struct sigaction sa{};
+  sa.sa_handler = on_fatal_signal;
+  sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::sigaction(sig, &sa, nullptr);
+}
+
 // Brings every rank to the newest state held by any of them; returns that step.
 int64_t agree_on_state(Group& g, Replica& r, WorkerStats& stats) {
   const std::vector<uint64_t> steps = g.allgather(uint64_t(r.step()));
@@ -278,6 +304,7 @@ WorkerStats run_worker(const WorkerEnv& env, Replica& replica, int64_t last_step
   slot.pid.store(getpid());
   slot.incarnation.store(env.incarnation);
   slot.set_phase(WorkerPhase::Starting, -1);
+  install_crash_handler(slot);
   HeartbeatThread heartbeat(slot);
 
   Snapshot snap = Snapshot::open(env.snapshot_name, replica.state_size(), replica.state_tag());

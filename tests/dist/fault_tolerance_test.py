@@ -19,6 +19,7 @@ Environment: HOLDFAST_BIN, HOLDFAST_SOURCE_DIR. Standard library only; listens o
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -42,12 +43,12 @@ def check(cond, msg):
         print("FAIL:", msg, file=sys.stderr)
 
 
-def toy(run, workers, *extra, steps=STEPS, expect_rc=0):
+def toy(run, workers, *extra, steps=STEPS, expect_rc=0, preexec_fn=None, cwd=None):
     out = os.path.join(run, "out")
     cmd = [BIN, "dist-toy", "--run", run, "--workers", str(workers), "--steps", str(steps), "--out", out,
            "--quiet", *FAST, *extra]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, preexec_fn=preexec_fn, cwd=cwd)
     check(p.returncode == expect_rc, f"{' '.join(extra) or 'fault-free'} W={workers}: exit {p.returncode}, "
                                      f"want {expect_rc}; stderr: {p.stderr[-2000:]}")
     summary = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
@@ -106,6 +107,16 @@ def main():
     check(faults_of(run) == [("segfault", 0), ("stalled", 1), ("exit", 2)], f"segv+hang+exit: faults {faults_of(run)}")
     check(s["recoveries"] == 3 and s["steps_lost"] == 0, f"segv+hang+exit summary {s}")
     print(f"segfault+deadlock+exit: detected, recovered, bitwise equal ({t:.2f} s)")
+
+    # --- a segfault that dumps core: classified from the crash handler's report, not the slow death ---
+    run = os.path.join(tmp, "core")
+    os.makedirs(run, exist_ok=True)
+    unlimited = lambda: resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    _, s, out, t = toy(run, 3, "--fault", "segv:1@10", preexec_fn=unlimited, cwd=run)
+    check(all(x == ref for x in results(out, 3)), "segv with core dump: final x differs")
+    check(faults_of(run) == [("segfault", 1)], f"segv with core dump: faults {faults_of(run)}")
+    via = [e.get("detail", "") for e in events(run) if e["event"] == "fault"]
+    print(f"segfault with core dumps on: detected ({via[0] if via else '-'}), recovered, bitwise equal ({t:.2f} s)")
 
     # --- several self-injected faults on one rank: each replacement gets the ones not yet reached ----
     run = os.path.join(tmp, "same_rank")
