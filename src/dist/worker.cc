@@ -139,6 +139,9 @@ void on_fatal_signal(int sig) {
 }
 
 void install_crash_handler(WorkerSlot& slot) {
+#if defined(__SANITIZE_ADDRESS__)
+  (void)slot;  // keep the sanitizer's own SIGSEGV report
+#else
   static char alt_stack[64 * 1024];  // a stack overflow's SIGSEGV needs a stack of its own
   stack_t ss{};
   ss.ss_sp = alt_stack;
@@ -150,6 +153,7 @@ void install_crash_handler(WorkerSlot& slot) {
   sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::sigaction(sig, &sa, nullptr);
+#endif
 }
 
 // Brings every rank to the newest state held by any of them; returns that step.
