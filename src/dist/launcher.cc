@@ -2,6 +2,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -62,6 +66,23 @@ std::string self_exe() {
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) throw Error(fmt::format("readlink /proc/self/exe failed: {}", std::strerror(errno)));
   return std::string(buf, size_t(n));
+}
+
+// True when the process is already dying (PF_EXITING in /proc/PID/stat, or a zombie): its heartbeat
+// stopped because it is being torn down, which on a loaded machine can take longer than the heartbeat
+// timeout, even after SIGKILL. Its wait status then says what happened; it is not a hang.
+bool process_exiting(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return false;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string state;
+  long long ppid = 0, pgrp = 0, session = 0, tty = 0, tpgid = 0;
+  unsigned long long flags = 0;
+  fields >> state >> ppid >> pgrp >> session >> tty >> tpgid >> flags;
+  constexpr unsigned long long kPfExiting = 0x4;  // include/linux/sched.h
+  return state == "Z" || state == "X" || (fields && (flags & kPfExiting));
 }
 
 }  // namespace holdfast::dist

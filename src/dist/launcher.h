@@ -22,6 +22,10 @@ struct SpawnSpec {
 // child exiting with status 127 (and a line in the log).
 pid_t spawn_process(const SpawnSpec& spec);
 
+// True when the process is already dying (being torn down, or a zombie not yet waited for): a worker
+// whose heartbeat stopped for that reason died, it did not hang.
+bool process_exiting(pid_t pid);
+
 // The absolute path of this process's executable (/proc/self/exe).
 std::string self_exe();
 

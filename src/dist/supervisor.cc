@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "dist/auth.h"
@@ -242,6 +243,16 @@ void Supervisor::State::poll_once(int64_t now) {
       last = slot.progress_ns.load();
     }
     if (kind.empty()) continue;
+    if (process_exiting(p.pid)) {  // a death, not a hang: classify it by its wait status
+      int status = 0;
+      ::waitpid(p.pid, &status, 0);
+      p.alive = false;
+      std::string died;
+      const std::string detail = describe_status(status, died);
+      on_fault(p, died, detail + fmt::format(" (still dying {:.0f} ms after its last heartbeat)", ms_since(beat, now)),
+               monotonic_ns(), beat);
+      continue;
+    }
     ::kill(p.pid, SIGKILL);
     int status = 0;
     ::waitpid(p.pid, &status, 0);
