@@ -130,6 +130,7 @@ int64_t maybe_inject(std::vector<Injection>& injections, int64_t next, int64_t b
 // default action runs, so the supervisor classifies and replaces the worker at once, however long the
 // kernel then takes to write a core dump. The handler needs the slot in a global: a signal handler has
 // no other way in. Only an atomic store and re-raising, both async-signal-safe.
+#if !defined(__SANITIZE_ADDRESS__)
 std::atomic<WorkerSlot*> g_crash_slot{nullptr};
 
 void on_fatal_signal(int sig) {
@@ -137,6 +138,7 @@ void on_fatal_signal(int sig) {
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
+#endif
 
 void install_crash_handler(WorkerSlot& slot) {
 #if defined(__SANITIZE_ADDRESS__)
