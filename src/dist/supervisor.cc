@@ -54,6 +54,16 @@ struct Pending {
 
 double ms_since(int64_t then_ns, int64_t now_ns) { return double(now_ns - then_ns) / 1e6; }
 
+// Waits for a worker to end (SIGKILLing it first when `kill_first`) and returns its wait status.
+int reap(Proc& p, bool kill_first) {
+  if (kill_first) ::kill(p.pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(p.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  p.alive = false;
+  return status;
+}
+
 std::string signal_kind(int sig) {
   return sig == SIGKILL ? "killed" : sig == SIGSEGV ? "segfault" : sig == SIGBUS ? "bus_error"
          : sig == SIGABRT ? "abort" : "signal";
@@ -217,10 +227,7 @@ void Supervisor::State::poll_once(int64_t now) {
     const WorkerSlot& slot = board.slot(p.slot);
     const int sig = slot.crash_signal.load();
     if (!p.alive || sig == 0 || slot.pid.load() != p.pid) continue;
-    ::kill(p.pid, SIGKILL);
-    int status = 0;
-    ::waitpid(p.pid, &status, 0);
-    p.alive = false;
+    reap(p, true);
     on_fault(p, signal_kind(sig), fmt::format("signal {} ({}), reported by its crash handler", sig, strsignal(sig)),
              monotonic_ns(), std::max(slot.beat_ns.load(), p.spawn_ns));
   }
@@ -243,19 +250,13 @@ void Supervisor::State::poll_once(int64_t now) {
     }
     if (kind.empty()) continue;
     if (process_exiting(p.pid)) {  // a death, not a hang: classify it by its wait status
-      int status = 0;
-      ::waitpid(p.pid, &status, 0);
-      p.alive = false;
       std::string died;
-      const std::string detail = describe_status(status, died);
+      const std::string detail = describe_status(reap(p, false), died);
       on_fault(p, died, detail + fmt::format(" (still dying {:.0f} ms after its last heartbeat)", ms_since(beat, now)),
                monotonic_ns(), beat);
       continue;
     }
-    ::kill(p.pid, SIGKILL);
-    int status = 0;
-    ::waitpid(p.pid, &status, 0);
-    p.alive = false;
+    reap(p, true);
     on_fault(p, kind,
              kind == "hung" ? fmt::format("no heartbeat for {:.0f} ms", ms_since(beat, now))
                             : fmt::format("no progress outside collectives for {:.0f} ms", ms_since(last, now)),
@@ -323,11 +324,7 @@ void Supervisor::State::poll_once(int64_t now) {
 
 void Supervisor::State::kill_all() {
   for (Proc& p : procs) {
-    if (!p.alive) continue;
-    ::kill(p.pid, SIGKILL);
-    int status = 0;
-    ::waitpid(p.pid, &status, 0);
-    p.alive = false;
+    if (p.alive) reap(p, true);
   }
 }
 
