@@ -65,6 +65,9 @@ void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w
 // y[n, w.cols] = x[n, w.rows] · w  (no transpose; used by absorbed MLA's W_UKᵀ q).
 void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx = 0,
                int64_t ldy = 0, Rows rows = Rows::kAny);
+// Several matmul_nn products (MatmulJob with x [n, w.rows], y [n, w.cols], accumulate unused) as one
+// fan-out, each output bit-identical to its own matmul_nn call: decode's per-head query absorption.
+void matmul_nn_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows = Rows::kAny);
 // Dense F32 GEMM: C[m,n] = alpha · A[m,k] · op(B) + beta · C, op(B) = Bᵀ ([n,k]) if trans_b else B ([k,n]).
 void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

@@ -75,11 +75,13 @@ void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeight
                         float* ql, kernels::Rows rows) {
   const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
   const int64_t dv = cfg.v_head_dim, dq = dn + dr, r = cfg.kv_lora_rank, width = r + dr;
+  std::vector<kernels::MatmulJob> jobs;  // the heads as one fan-out
   for (int64_t h = 0; h < nh; ++h) {
     const WeightRef w_uk = w.kv_b_proj.row_slice(h * (dn + dv), dn);  // [dn, r]
-    kernels::matmul_nn(ctx, q + h * dq, S, w_uk, ql + h * width, nh * dq, nh * width, rows);
+    jobs.push_back({.x = q + h * dq, .n = S, .w = w_uk, .y = ql + h * width, .ldx = nh * dq, .ldy = nh * width});
     for (int64_t i = 0; i < S; ++i) std::copy_n(q + (i * nh + h) * dq + dn, dr, ql + (i * nh + h) * width + r);
   }
+  kernels::matmul_nn_many(ctx, jobs, rows);
 }
 
 namespace {

@@ -37,8 +37,8 @@ namespace {
 
 // moe_forward without saved activations (inference): the same products and sums in the same order, but
 // every active expert's gate and up projections (and the shared experts') run as one fan-out, then
-// every routed down projection as another, so decode pays three thread hand-offs per layer instead of
-// three per expert.
+// every down projection as another, so decode pays two thread hand-offs per layer instead of three
+// per expert.
 void moe_experts_inference(Context& ctx, const DeepSeekConfig& cfg, const MoeWeights& w, const float* x, int64_t T,
                            const Routing& routing, const std::vector<std::vector<int64_t>>& slots, float* y,
                            kernels::Rows rows) {
@@ -83,17 +83,20 @@ void moe_experts_inference(Context& ctx, const DeepSeekConfig& cfg, const MoeWei
     kernels::silu_mul(a.gate.data(), a.up.data(), int64_t(a.gate.size()), a.gate.data());
     jobs.push_back({.x = a.gate.data(), .n = a.n, .w = w.experts[a.e].down_proj, .y = a.ye.data()});
   }
+  std::vector<float> sdown(shared ? T * H : 0);
+  if (shared) {
+    kernels::silu_mul(sgate.data(), sup.data(), T * Is, sgate.data());
+    jobs.push_back({.x = sgate.data(), .n = T, .w = shared->down_proj, .y = sdown.data()});
+  }
   kernels::matmul_many(ctx, jobs, rows);
   for (const Active& a : active) {
     const auto& s = slots[a.e];
     for (int64_t j = 0; j < a.n; ++j)
       kernels::axpy(H, routing.weight[s[j]], a.ye.data() + j * H, y + (s[j] / routing.k) * H);
   }
-  // The shared experts' down projection accumulates into the routed sum, as mlp_forward does.
-  if (shared) {
-    kernels::silu_mul(sgate.data(), sup.data(), T * Is, sgate.data());
-    kernels::matmul(ctx, sgate.data(), T, shared->down_proj, y, /*accumulate=*/true, 0, 0, rows);
-  }
+  // The shared experts' output adds to the routed sum, as mlp_forward's accumulating product does
+  // (the same bits for the row-independent kernels, which add their sum to y).
+  for (int64_t i = 0; i < int64_t(sdown.size()); ++i) y[i] += sdown[i];
 }
 
 }  // namespace

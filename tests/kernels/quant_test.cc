@@ -189,6 +189,58 @@ TEST(Quant, GemmPathAndNoTransposeUseDequantizedWeights) {
 // Row-independent x·W (decode's per-head MLA absorption) reads Q8 / Q4 / BF16 weights in place: the
 // same bits as the F32 kernel on the dequantized matrix, for row slices, odd shapes (scalar tails) and
 // 1..5 activation rows, on every target.
+// The activation quantization (SIMD on each target) gives the bits of the scalar definition of
+// quant_act.h: per 32-block d = amax/127, q = round-half-even(x·127/amax) clamped to ±127, in each
+// weight type's layout.
+TEST(Quant, ActivationQuantizationExactOnEveryTarget) {
+  Rng rng(5);
+  for (const int64_t cols : {1, 31, 32, 100, 256, 1000}) {
+    const int64_t n = 3, ldx = cols + 5;
+    std::vector<float> x(n * ldx);
+    for (auto& v : x) v = float(rng.normal());
+    if (cols >= 3) {  // row 1, block 0: amax 127, so 127/amax = 1 and 2.5, -3.5 are ties (to even: 2, -4)
+      x[ldx] = 127.0f;
+      x[ldx + 1] = 2.5f;
+      x[ldx + 2] = -3.5f;
+    }
+    // row 2, block 0: all zeros (scale 0)
+    std::fill(x.begin() + 2 * ldx, x.begin() + 2 * ldx + std::min<int64_t>(cols, 32), 0.0f);
+    for (const auto& [bit, name] : quant_kernel_targets()) {
+      force_simd_target(bit);
+      for (const DType dt : {DType::kQ8, DType::kQ4}) {
+        QuantActs a;
+        quantize_acts(dt, x.data(), n, cols, ldx, a);
+        const int64_t nb = quant_row_blocks(cols);
+        ASSERT_EQ(a.nb, nb);
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t b = 0; b < nb; ++b) {
+            float amax = 0;
+            for (int64_t c = b * 32; c < std::min(cols, (b + 1) * 32); ++c) amax = std::max(amax, std::fabs(x[t * ldx + c]));
+            const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            ASSERT_EQ(a.scale[t * a.s_stride() + b], amax / 127.0f) << name;
+            int sum = 0;
+            for (int64_t j = 0; j < 32; ++j) {
+              const int64_t c = b * 32 + j;
+              const int want = c < cols ? int(std::clamp(std::nearbyint(x[t * ldx + c] * inv), -127.0f, 127.0f)) : 0;
+              sum += want;
+              const int64_t at = dt == DType::kQ8 ? c : (b / 4) * 128 + (b % 4) * 16 + (j < 16 ? j : 64 + j - 16);
+              ASSERT_EQ(int(a.q[t * a.q_stride() + at]), want) << name << " " << dtype_name(dt) << " cols " << cols
+                                                               << " row " << t << " col " << c;
+              if (dt == DType::kQ8) {
+                ASSERT_EQ(int(a.absq[t * a.q_stride() + c]), std::abs(want)) << name;
+                ASSERT_EQ(int(a.sign[t * a.q_stride() + c]), want < 0 ? -1 : 0) << name;
+              }
+            }
+            if (dt == DType::kQ4) {
+              ASSERT_EQ(a.corr[t * a.s_stride() + b], 8.0f * (amax / 127.0f) * float(sum)) << name;
+            }
+          }
+      }
+    }
+    force_simd_target(0);
+  }
+}
+
 TEST(Quant, MatmulNnInPlaceEqualsDequantizedF32) {
   Rng rng(21);
   for (const DType dt : {DType::kQ8, DType::kQ4, DType::kBF16}) {
@@ -209,17 +261,21 @@ TEST(Quant, MatmulNnInPlaceEqualsDequantizedF32) {
       std::vector<float> deq(slice.rows * cols);
       for (int64_t r = 0; r < slice.rows; ++r) weight_row_to_f32(slice, r, deq.data() + r * cols);
       const WeightRef f32{.dtype = DType::kF32, .data = deq.data(), .rows = slice.rows, .cols = cols};
-      for (const int threads : {1, 2}) {
-        Context ctx(threads);
-        for (const int64_t n : {1, 2, 5}) {
-          std::vector<float> x(n * slice.rows), got(n * cols, -1.0f), want(n * cols, -2.0f);
-          for (auto& v : x) v = float(rng.normal());
-          matmul_nn(ctx, x.data(), n, slice, got.data(), 0, 0, Rows::kIndependent);
-          matmul_nn(ctx, x.data(), n, f32, want.data(), 0, 0, Rows::kIndependent);
-          for (int64_t i = 0; i < n * cols; ++i)
-            ASSERT_EQ(got[i], want[i]) << dtype_name(dt) << " cols " << cols << " n " << n << " at " << i;
+      for (const auto& [bit, name] : quant_kernel_targets()) {
+        force_simd_target(bit);
+        for (const int threads : {1, 2}) {
+          Context ctx(threads);
+          for (const int64_t n : {1, 2, 5}) {
+            std::vector<float> x(n * slice.rows), got(n * cols, -1.0f), want(n * cols, -2.0f);
+            for (auto& v : x) v = float(rng.normal());
+            matmul_nn(ctx, x.data(), n, slice, got.data(), 0, 0, Rows::kIndependent);
+            matmul_nn(ctx, x.data(), n, f32, want.data(), 0, 0, Rows::kIndependent);
+            for (int64_t i = 0; i < n * cols; ++i)
+              ASSERT_EQ(got[i], want[i]) << name << " " << dtype_name(dt) << " cols " << cols << " n " << n << " at " << i;
+          }
         }
       }
+      force_simd_target(0);
     }
   }
 }
@@ -258,6 +314,42 @@ TEST(Quant, MatmulManyEqualsSeparateCalls) {
       }
     }
   }
+}
+
+// matmul_nn_many (Q8 / Q4 / F32 / BF16 slices, strided x and y as in the per-head query absorption)
+// gives each output the bits of its own matmul_nn call, on 1 and 2 threads.
+TEST(Quant, MatmulNnManyEqualsSeparateCalls) {
+  Rng rng(34);
+  const QuantWeight q8 = make_weight(DType::kQ8, 80, 256, rng), q4 = make_weight(DType::kQ4, 80, 300, rng, 1);
+  std::vector<float> f32(40 * 256);
+  std::vector<uint16_t> bf16(40 * 100);
+  for (auto& v : f32) v = float(rng.normal() * 0.05);
+  for (auto& v : bf16) v = f32_to_bf16(float(rng.normal() * 0.05));
+  const WeightRef wf{.dtype = DType::kF32, .data = f32.data(), .rows = 40, .cols = 256};
+  const WeightRef wb{.dtype = DType::kBF16, .data = bf16.data(), .rows = 40, .cols = 100};
+  const std::vector<WeightRef> ws = {q8.ref().row_slice(0, 40), q8.ref().row_slice(40, 40), q4.ref().row_slice(8, 40),
+                                     wf, wb};
+  for (const Rows rows : {Rows::kAny, Rows::kIndependent})
+    for (const int64_t n : {int64_t(1), int64_t(3)})
+      for (const int threads : {1, 2}) {
+        Context ctx(threads);
+        const int64_t ldx = 40 * int64_t(ws.size()) + 1;  // each job reads its own 40 columns of x
+        std::vector<float> x(n * ldx);
+        for (auto& v : x) v = float(rng.normal());
+        std::vector<std::vector<float>> got(ws.size()), want(ws.size());
+        std::vector<MatmulJob> jobs;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          const int64_t ldy = ws[i].cols + 2;
+          got[i].assign(n * ldy, 0.5f);
+          want[i] = got[i];
+          jobs.push_back({.x = x.data() + 40 * i, .n = n, .w = ws[i], .y = got[i].data(), .ldx = ldx, .ldy = ldy});
+        }
+        matmul_nn_many(ctx, jobs, rows);
+        for (size_t i = 0; i < ws.size(); ++i) {
+          matmul_nn(ctx, x.data() + 40 * i, n, ws[i], want[i].data(), ldx, ws[i].cols + 2, rows);
+          ASSERT_EQ(got[i], want[i]) << "product " << i << " n " << n << " threads " << threads;
+        }
+      }
 }
 
 TEST(Quant, Q8DequantizeErrorBound) {

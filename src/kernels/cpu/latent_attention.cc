@@ -165,25 +165,34 @@ void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const flo
     return;
   }
   const int64_t n_blocks = (n_kv + kKeysPerBlock - 1) / kKeysPerBlock;
+  // Short caches have too few blocks to keep every thread busy: then a unit is one block for a group
+  // of 4 heads (each head's scores and outputs are computed the same way in any group, so the bits do
+  // not change); long caches take whole blocks, so each key block is read once.
+  const int64_t group = n_blocks >= 2 * ctx.n_threads ? nh : std::min<int64_t>(nh, 4);
+  const int64_t n_groups = (nh + group - 1) / group;
   // Per block: nh maxima, nh sums and the unnormalized [nh, r] output.
   std::vector<float> part(n_blocks * nh * (r + 2));
-  auto run = [&](size_t b0, size_t b1, std::vector<float>& scores) {
-    for (size_t b = b0; b < b1; ++b) {
-      const int64_t j0 = int64_t(b) * kKeysPerBlock, nk = std::min(kKeysPerBlock, n_kv - j0);
+  auto run = [&](size_t u0, size_t u1, std::vector<float>& scores) {
+    for (size_t u = u0; u < u1; ++u) {
+      const int64_t b = int64_t(u) / n_groups, h0 = int64_t(u) % n_groups * group, nhg = std::min(group, nh - h0);
+      const int64_t j0 = b * kKeysPerBlock, nk = std::min(kKeysPerBlock, n_kv - j0);
       float* mx = part.data() + b * nh * (r + 2);
       float* sum = mx + nh;
       float* o = sum + nh;
-      HWY_DYNAMIC_DISPATCH(BlockScores)(q, nh, cache + j0 * width, nk, width, scale, scores.data(), kKeysPerBlock);
-      HWY_DYNAMIC_DISPATCH(BlockSoftmax)(scores.data(), nh, nk, kKeysPerBlock, mx, sum);
-      HWY_DYNAMIC_DISPATCH(BlockValues)(scores.data(), nh, kKeysPerBlock, cache + j0 * width, nk, width, r, o);
+      HWY_DYNAMIC_DISPATCH(BlockScores)(q + h0 * width, nhg, cache + j0 * width, nk, width, scale, scores.data(),
+                                        kKeysPerBlock);
+      HWY_DYNAMIC_DISPATCH(BlockSoftmax)(scores.data(), nhg, nk, kKeysPerBlock, mx + h0, sum + h0);
+      HWY_DYNAMIC_DISPATCH(BlockValues)(scores.data(), nhg, kKeysPerBlock, cache + j0 * width, nk, width, r,
+                                        o + h0 * r);
     }
   };
-  if (n_blocks == 1 || ctx.n_threads <= 1) {
+  const size_t n_units = size_t(n_blocks * n_groups);
+  if (n_units == 1 || ctx.n_threads <= 1) {
     std::vector<float> scores(nh * kKeysPerBlock);
-    run(0, size_t(n_blocks), scores);
+    run(0, n_units, scores);
   } else {
     std::vector<std::vector<float>> scores(ctx.n_threads, std::vector<float>(nh * kKeysPerBlock));
-    ctx.pool.parallel_for(size_t(n_blocks), [&](size_t b0, size_t b1, int tid) { run(b0, b1, scores[tid]); });
+    ctx.pool.parallel_for(n_units, [&](size_t u0, size_t u1, int tid) { run(u0, u1, scores[tid]); });
   }
   // Merge in block order: out_h = Σ_b e^(m_b − M)·o_b / Σ_b e^(m_b − M)·l_b.
   for (int64_t h = 0; h < nh; ++h) {

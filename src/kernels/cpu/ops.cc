@@ -299,37 +299,83 @@ void matmul_backward(Context& ctx, const float* x, int64_t n, const WeightRef& w
   if (dw) sgemm_tn(ctx, w.rows, w.cols, n, 1.0f, dy, lddy, x, ldx, 1.0f, dw, w.cols);
 }
 
+namespace {
+
+// Columns [from, to) of a row-independent matmul_nn (from a multiple of kNnColumnAlign); F32 weights, or
+// BF16 / F16 / Q8 / Q4 read in place.
+void nn_columns(const MatmulJob& j, const float* wf, int64_t from, int64_t to) {
+  const WeightRef& w = j.w;
+  if (wf) return matmul_nn_rows_block(wf, w.rows, w.cols, from, to, j.x, j.n, j.ldx, j.y, j.ldy);
+  const bool quant = is_block_quantized(w.dtype);
+  const int64_t ld = quant ? w.row_bytes() : w.cols, nb = quant ? quant_row_blocks(w.cols) : 0;
+  matmul_nn_rows_block_typed(w.dtype, w.data, w.qscale, ld, nb, w.rows, from, to, j.x, j.n, j.ldx, j.y, j.ldy);
+}
+
+MatmulJob nn_job(const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy) {
+  return {.x = x, .n = n, .w = w, .y = y, .ldx = ldx ? ldx : w.rows, .ldy = ldy ? ldy : w.cols};
+}
+
+// matmul_nn takes a GEMM (F32 copy of the weights) past a couple of rows unless rows must stay independent.
+bool nn_gemm(int64_t n, Rows rows) { return rows == Rows::kAny && n > kMatvecMaxRows; }
+
+}  // namespace
+
 void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, float* y, int64_t ldx, int64_t ldy,
                Rows rows) {
-  if (!ldx) ldx = w.rows;
-  if (!ldy) ldy = w.cols;
+  const MatmulJob j = nn_job(x, n, w, y, ldx, ldy);
   if (n == 0 || w.cols == 0) return;
-  const bool gemm = rows == Rows::kAny && n > kMatvecMaxRows;
+  const bool gemm = nn_gemm(n, rows);
   // Row-independent products read BF16 / F16 / Q8 / Q4 weights in place (decode's per-head absorption
   // would otherwise convert the whole slice on every call); GEMMs and FP8 take an F32 copy.
   const bool in_place = !gemm && w.dtype != DType::kF32 && w.dtype != DType::kF8E4M3;
   std::vector<float> buf;
-  const float* wf = static_cast<const float*>(w.data);
+  const float* wf = in_place ? nullptr : static_cast<const float*>(w.data);
   if (w.dtype != DType::kF32 && !in_place) {
     buf.resize(w.rows * w.cols);
     weight_rows_to_f32(w, 0, w.rows, buf.data());
     wf = buf.data();
   }
   if (gemm) {
-    sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, ldx, wf, w.cols, 0.0f, y, ldy);
+    sgemm(ctx, false, n, w.cols, w.rows, 1.0f, x, j.ldx, wf, w.cols, 0.0f, y, j.ldy);
     return;
   }
   // Row-independent: split the columns in aligned chunks (the kernel's vector/scalar split is per column).
   const int64_t n_chunks = (w.cols + kNnColumnAlign - 1) / kNnColumnAlign;
-  const bool quant = is_block_quantized(w.dtype);
-  const int64_t ld = quant ? w.row_bytes() : w.cols, nb = quant ? quant_row_blocks(w.cols) : 0;
   auto run = [&](size_t c0, size_t c1) {
-    const int64_t from = int64_t(c0) * kNnColumnAlign, to = std::min(int64_t(c1) * kNnColumnAlign, w.cols);
-    if (in_place) matmul_nn_rows_block_typed(w.dtype, w.data, w.qscale, ld, nb, w.rows, from, to, x, n, ldx, y, ldy);
-    else matmul_nn_rows_block(wf, w.rows, w.cols, from, to, x, n, ldx, y, ldy);
+    nn_columns(j, wf, int64_t(c0) * kNnColumnAlign, std::min(int64_t(c1) * kNnColumnAlign, w.cols));
   };
   if (ctx.n_threads <= 1 || double(n) * w.rows * w.cols < kParallelRowsMinWork) run(0, size_t(n_chunks));
   else ctx.pool.parallel_for(size_t(n_chunks), [&](size_t c0, size_t c1, int) { run(c0, c1); });
+}
+
+void matmul_nn_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
+  struct Unit {
+    size_t job;
+    int64_t c0, c1;
+  };
+  std::vector<Unit> units;
+  std::vector<MatmulJob> js;
+  for (const MatmulJob& b : jobs) {
+    if (b.n == 0 || b.w.cols == 0) continue;
+    if (nn_gemm(b.n, rows) || b.w.dtype == DType::kF8E4M3) {  // F32 copies: on their own
+      matmul_nn(ctx, b.x, b.n, b.w, b.y, b.ldx, b.ldy, rows);
+      continue;
+    }
+    js.push_back(nn_job(b.x, b.n, b.w, b.y, b.ldx, b.ldy));
+    for (int64_t c = 0; c < b.w.cols; c += kNnColumnAlign)
+      units.push_back({js.size() - 1, c, std::min(c + kNnColumnAlign, b.w.cols)});
+  }
+  auto run = [&](const Unit& u) {
+    const MatmulJob& j = js[u.job];
+    nn_columns(j, j.w.dtype == DType::kF32 ? static_cast<const float*>(j.w.data) : nullptr, u.c0, u.c1);
+  };
+  if (ctx.n_threads <= 1 || units.size() <= 1) {
+    for (const Unit& u : units) run(u);
+    return;
+  }
+  ctx.pool.parallel_for(units.size(), [&](size_t u0, size_t u1, int) {
+    for (size_t u = u0; u < u1; ++u) run(units[u]);
+  });
 }
 
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, int64_t ldx,
