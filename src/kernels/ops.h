@@ -71,6 +71,9 @@ void matmul_nn_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows = R
 // Dense F32 GEMM: C[m,n] = alpha · A[m,k] · op(B) + beta · C, op(B) = Bᵀ ([n,k]) if trans_b else B ([k,n]).
 void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// sgemm on the calling thread only: for callers that fan out over independent products themselves.
+void sgemm_serial(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 // C[m,n] = alpha · Aᵀ · B + beta · C with A [k,m], B [k,n] (weight and key gradients).
 void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
               int64_t ldb, float beta, float* c, int64_t ldc);

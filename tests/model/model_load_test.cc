@@ -174,6 +174,26 @@ TEST_P(ModelLoadTest, NaiveAndAbsorbedAgree) {
   }
 }
 
+// A prompt longer than the inference prefill's query block (64): the naive form's causal blocks, with
+// the heads split over threads, agree with the absorbed form and with a prefill split into two chunks
+// (the second chunk's queries start past the cached keys).
+TEST_P(ModelLoadTest, BlockedNaivePrefillAgreesWithAbsorbedAndChunked) {
+  auto m = Model::load(checkpoint(GetParam(), DType::kF32, 1));
+  const int64_t V = m->config().vocab_size, S = 150, first = 97;
+  const std::vector<int32_t> toks = tokens_for(S, V);
+  std::vector<float> naive(S * V), absorbed(S * V), chunked(S * V);
+  KVCache ca = m->new_cache(), cb = m->new_cache(), cc = m->new_cache();
+  m->forward(ctx_, toks, ca, MlaForm::kNaive, naive.data(), true);
+  m->forward(ctx_, toks, cb, MlaForm::kAbsorb, absorbed.data(), true);
+  m->forward(ctx_, std::span(toks).first(first), cc, MlaForm::kNaive, chunked.data(), true);
+  m->forward(ctx_, std::span(toks).subspan(first), cc, MlaForm::kNaive, chunked.data() + first * V, true);
+  ASSERT_TRUE(all_finite(naive));
+  Diff d = max_abs_diff(naive.data(), absorbed.data(), naive.size());
+  EXPECT_LT(d.max_abs, kFormTol) << "naive vs absorbed, worst at position " << d.worst / V;
+  Diff dc = max_abs_diff(naive.data(), chunked.data(), naive.size());
+  EXPECT_LT(dc.max_abs, kCacheTol) << "whole vs chunked prefill, worst at position " << dc.worst / V;
+}
+
 TEST_P(ModelLoadTest, ForwardIsRepeatable) {
   auto m = Model::load(checkpoint(GetParam(), DType::kF32, 1));
   const int64_t V = m->config().vocab_size, S = 7;

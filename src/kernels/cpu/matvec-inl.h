@@ -56,11 +56,18 @@ HWY_INLINE float TailDot(const T* HWY_RESTRICT w, const float* HWY_RESTRICT x, i
 // with 16 (SSE, AVX2) the tile is 2x4.
 constexpr bool kWideRegisterFile = !(HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3);
 
-// Activation rows up to which the tiles beat converting the weights and calling OpenBLAS (measured on
-// Zen 4 with AVX-512, 4096x1024: 48-62 GMAC/s vs 33-43 for BF16 at 64-512 rows; F32 wins up to ~128).
-// Narrower targets keep the GEMM past a few rows (F32) or past the conversion's break-even (others).
-int64_t RowwiseMaxRows(int is_f32) {
-  if (kWideRegisterFile && !HWY_HAVE_SCALABLE) return is_f32 ? 128 : int64_t(1) << 40;
+// Activation rows up to which the tiles beat converting the weights and calling OpenBLAS. Zen 4 runs
+// 512-bit FMAs as two halves, so OpenBLAS gains little there (measured, 4096x1024: tiles 48-62 GMAC/s
+// vs 33-43 for BF16 at 64-512 rows; F32 wins up to ~128). Intel's AVX-512 cores have two full-width
+// FMA ports and the GEMM pulls ahead after a few dozen rows (measured on a Xeon with AMX, 512x1024, one
+// thread: tiles 47 GMAC/s at every n; F32 sgemm 45 at 24 rows, 65 at 64, 75 at 128; BF16 convert +
+// sgemm 45 at 48 rows, 50 at 64). Narrower targets keep the GEMM past a few rows (F32) or past the
+// conversion's break-even (others).
+int64_t RowwiseMaxRows(int is_f32, int half_rate_fma) {
+  if (kWideRegisterFile && !HWY_HAVE_SCALABLE) {
+    if (half_rate_fma) return is_f32 ? 128 : int64_t(1) << 40;
+    return is_f32 ? 24 : 48;
+  }
   return is_f32 ? 2 : 24;
 }
 

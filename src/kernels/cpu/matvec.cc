@@ -9,6 +9,12 @@
 #include "kernels/cpu/matvec-inl.h"
 
 #if HWY_ONCE
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include <cstring>
+
 namespace holdfast::kernels {
 
 HWY_EXPORT(MatmulRowsF32);
@@ -42,7 +48,29 @@ void matmul_nn_rows_block_typed(DType dtype, const void* w, const uint16_t* scal
   HWY_DYNAMIC_DISPATCH(MatmulNnRowsTyped)(dtype, w, scales, ld, nb, k_rows, c0, c1, x, n, ldx, y, ldy);
 }
 
-int64_t rowwise_max_rows(DType dtype) { return HWY_DYNAMIC_DISPATCH(RowwiseMaxRows)(dtype == DType::kF32); }
+namespace {
+// AMD's AVX-512 (Zen 4) executes a 512-bit FMA as two 256-bit halves: half of Intel's rate per core.
+bool half_rate_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool amd = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+int64_t rowwise_max_rows(DType dtype) {
+  return HWY_DYNAMIC_DISPATCH(RowwiseMaxRows)(dtype == DType::kF32, half_rate_fma());
+}
 
 void half_to_f32(DType dtype, const void* w, int64_t n, float* out) {
   if (dtype == DType::kBF16) HWY_DYNAMIC_DISPATCH(ToF32BF16)(w, n, out);

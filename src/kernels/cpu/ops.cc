@@ -137,6 +137,14 @@ void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   });
 }
 
+void sgemm_serial(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  ensure_blas_single_threaded();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta,
+              c, ldc);
+}
+
 void sgemm_tn(Context& ctx, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
               int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
