@@ -281,7 +281,7 @@ TEST(Quant, MatmulNnInPlaceEqualsDequantizedF32) {
 }
 
 // matmul_many: one fan-out for several products (shared and separate activations, Q8 / Q4 / F32 / BF16,
-// 1..3 rows, an accumulating one, a GEMM-sized one) gives each output the bits of its own matmul call.
+// 1..200 rows, an accumulating one, GEMM-sized ones) gives each output the bits of its own matmul call.
 TEST(Quant, MatmulManyEqualsSeparateCalls) {
   Rng rng(33);
   const QuantWeight q8 = make_weight(DType::kQ8, 130, 256, rng), q4 = make_weight(DType::kQ4, 70, 256, rng, 1);
@@ -293,7 +293,7 @@ TEST(Quant, MatmulManyEqualsSeparateCalls) {
   const WeightRef wf{.dtype = DType::kF32, .data = f32.data(), .rows = 50, .cols = 256};
   const WeightRef wb{.dtype = DType::kBF16, .data = bf16.data(), .rows = 40, .cols = 200};
   for (const Rows rows : {Rows::kAny, Rows::kIndependent}) {
-    for (const int64_t n : {int64_t(1), int64_t(3), int64_t(20)}) {
+    for (const int64_t n : {int64_t(1), int64_t(3), int64_t(20), int64_t(200)}) {
       std::vector<float> xa(n * 256), xb(n * 200);
       for (auto& v : xa) v = float(rng.normal());
       for (auto& v : xb) v = float(rng.normal());
