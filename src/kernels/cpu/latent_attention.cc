@@ -27,12 +27,15 @@ void BlockScores(const float* HWY_RESTRICT q, int64_t nh, const float* HWY_RESTR
   using V = hn::Vec<decltype(d)>;
   const int64_t N = int64_t(hn::Lanes(d));
   const int64_t wv = width / N * N;  // vector part; the tail is scalar
-  int64_t h0 = 0;
-  for (; h0 + 4 <= nh; h0 += 4) {
-    const float* qh[4] = {q + h0 * width, q + (h0 + 1) * width, q + (h0 + 2) * width, q + (h0 + 3) * width};
-    int64_t j0 = 0;
-    for (; j0 + 4 <= nk; j0 += 4) {
-      const float* kj[4] = {k + j0 * width, k + (j0 + 1) * width, k + (j0 + 2) * width, k + (j0 + 3) * width};
+  const int64_t nh4 = nh / 4 * 4, nk4 = nk / 4 * 4;
+  // Keys outer, heads inner: four keys stay in L1 while every head group uses them, so the cache block
+  // streams from memory once.
+  for (int64_t j0 = 0; j0 < nk4; j0 += 4) {
+    const float* kj[4] = {k + j0 * width, k + (j0 + 1) * width, k + (j0 + 2) * width, k + (j0 + 3) * width};
+    if (j0 + 12 <= nk)  // the keys two steps ahead, while this step's head groups compute
+      for (int64_t b = 0; b < 4 * width; b += 16) __builtin_prefetch(k + (j0 + 8) * width + b);
+    for (int64_t h0 = 0; h0 < nh4; h0 += 4) {
+      const float* qh[4] = {q + h0 * width, q + (h0 + 1) * width, q + (h0 + 2) * width, q + (h0 + 3) * width};
       V acc[4][4];
       for (auto& a : acc)
         for (auto& x : a) x = hn::Zero(d);
@@ -54,16 +57,17 @@ void BlockScores(const float* HWY_RESTRICT q, int64_t nh, const float* HWY_RESTR
           s[(h0 + h) * ld + j0 + j] = scale * sum;
         }
     }
-    for (; j0 < nk; ++j0)  // leftover keys: one at a time
-      for (int h = 0; h < 4; ++h) {
-        V acc = hn::Zero(d);
-        for (int64_t c = 0; c < wv; c += N) acc = hn::MulAdd(hn::LoadU(d, qh[h] + c), hn::LoadU(d, k + j0 * width + c), acc);
-        float sum = hn::GetLane(hn::SumOfLanes(d, acc));
-        for (int64_t c = wv; c < width; ++c) sum += qh[h][c] * k[j0 * width + c];
-        s[(h0 + h) * ld + j0] = scale * sum;
-      }
   }
-  for (; h0 < nh; ++h0)  // leftover heads
+  for (int64_t j0 = nk4; j0 < nk; ++j0)  // leftover keys: one at a time
+    for (int64_t h = 0; h < nh4; ++h) {
+      const float* qh = q + h * width;
+      V acc = hn::Zero(d);
+      for (int64_t c = 0; c < wv; c += N) acc = hn::MulAdd(hn::LoadU(d, qh + c), hn::LoadU(d, k + j0 * width + c), acc);
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+      for (int64_t c = wv; c < width; ++c) sum += qh[c] * k[j0 * width + c];
+      s[h * ld + j0] = scale * sum;
+    }
+  for (int64_t h0 = nh4; h0 < nh; ++h0)  // leftover heads
     for (int64_t j = 0; j < nk; ++j) {
       V acc = hn::Zero(d);
       for (int64_t c = 0; c < wv; c += N) acc = hn::MulAdd(hn::LoadU(d, q + h0 * width + c), hn::LoadU(d, k + j * width + c), acc);
