@@ -206,6 +206,34 @@ TEST(Matmul, RowIndependentProductsMatchOneRowBitForBit) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// softmax_rows (Highway) against a double-precision softmax on every target: row lengths with SIMD
+// tails, masked tails that must become 0, large logits (the max shift keeps exp finite), a strided ld.
+TEST(Ops, SoftmaxRowsMatchesReferenceOnEveryTarget) {
+  Rng rng(77);
+  const int64_t rows = 6, n = 301, ld = 320;
+  const int64_t valid[rows] = {1, 7, 16, 33, 300, 301};
+  std::vector<float> input(rows * ld);
+  for (auto& v : input) v = float(rng.normal() * 4);
+  input[4 * ld + 5] = 90.0f;  // one dominant logit
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    std::vector<float> x = input;
+    softmax_rows(x.data(), rows, n, ld, valid);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* in = input.data() + r * ld;
+      double mx = -INFINITY, z = 0;
+      for (int64_t i = 0; i < valid[r]; ++i) mx = std::max(mx, double(in[i]));
+      for (int64_t i = 0; i < valid[r]; ++i) z += std::exp(double(in[i]) - mx);
+      for (int64_t i = 0; i < valid[r]; ++i)
+        ASSERT_NEAR(x[r * ld + i], std::exp(double(in[i]) - mx) / z, 1e-6) << "row " << r << " col " << i;
+      for (int64_t i = valid[r]; i < n; ++i) ASSERT_EQ(x[r * ld + i], 0.0f) << "row " << r << " masked col " << i;
+      for (int64_t i = n; i < ld; ++i) ASSERT_EQ(x[r * ld + i], input[r * ld + i]) << "row " << r << " past n";
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(Ops, RmsnormSoftmaxSiluRope) {
   const float x[4] = {1, -2, 3, -4}, w[4] = {1, 0.5f, 2, 1};
   float y[4];

@@ -424,23 +424,6 @@ void rmsnorm_backward(const float* x, const float* w, int64_t rows, int64_t dim,
   }
 }
 
-void softmax_rows(float* x, int64_t rows, int64_t n, int64_t ld, const int64_t* valid) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* xr = x + r * ld;
-    const int64_t v = valid ? valid[r] : n;
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < v; ++i) mx = std::max(mx, xr[i]);
-    double sum = 0;
-    for (int64_t i = 0; i < v; ++i) {
-      xr[i] = std::exp(xr[i] - mx);
-      sum += xr[i];
-    }
-    const float inv = float(1.0 / sum);
-    for (int64_t i = 0; i < v; ++i) xr[i] *= inv;
-    for (int64_t i = v; i < n; ++i) xr[i] = 0;
-  }
-}
-
 void softmax_rows_backward(const float* p, float* d, int64_t rows, int64_t n, int64_t ld, const int64_t* valid) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* pr = p + r * ld;
