@@ -132,9 +132,9 @@ namespace {
 // so a causal prompt skips most of the masked half of the score matrix.
 constexpr int64_t kPrefillQueryBlock = 64;
 
-// Naive form: per-head keys and values expanded from the cache; query i sees keys 0..p0+i. Training
-// records every head's probabilities; inference runs the heads in parallel, one per thread, in query
-// blocks.
+// Naive form: per-head keys and values expanded from the cache; query i sees keys 0..p0+i. The heads run
+// in parallel, one per thread, in query blocks. Training records every head's probabilities [nh, S, S]
+// (computed in place there, zero past each block's keys); inference keeps one block per thread.
 void naive_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeights& w,
                      const float* q, int64_t S, const LayerCache& cache, float* o, MlaSaved* saved) {
   const int64_t nh = cfg.num_attention_heads, dn = cfg.qk_nope_head_dim, dr = cfg.qk_rope_head_dim;
@@ -146,38 +146,24 @@ void naive_attention(Context& ctx, const DeepSeekConfig& cfg, const RopeParams& 
   kernels::matmul(ctx, cached, n_kv, w.kv_b_proj, kv.data(), false, width, kvw);
   std::vector<int64_t> valid(S);
   for (int64_t i = 0; i < S; ++i) valid[i] = p0 + i + 1;
-  if (!saved) {
-    const int64_t block = std::min(S, kPrefillQueryBlock);
-    std::vector<float> scores(size_t(ctx.n_threads) * block * n_kv);
-    ctx.pool.parallel_for(size_t(nh), [&](size_t h0, size_t h1, int thread) {
-      float* sc = scores.data() + thread * block * n_kv;
-      for (int64_t h = int64_t(h0); h < int64_t(h1); ++h)
-        for (int64_t i0 = 0; i0 < S; i0 += block) {
-          const int64_t m = std::min(block, S - i0), keys = p0 + i0 + m;  // the keys query i0 + m - 1 sees
-          const float* qh = q + i0 * nh * dq + h * dq;
-          kernels::sgemm_serial(true, m, keys, dn, scale, qh, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f, sc,
-                                keys);
-          kernels::sgemm_serial(true, m, keys, dr, scale, qh + dn, nh * dq, cached + r, width, 1.0f, sc, keys);
-          kernels::softmax_rows(sc, m, keys, keys, valid.data() + i0);
-          kernels::sgemm_serial(false, m, dv, keys, 1.0f, sc, keys, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
-                                o + i0 * nh * dv + h * dv, nh * dv);
-        }
-    });
-    return;
-  }
-  std::vector<float> scores(S * n_kv);
-  saved->probs.resize(nh * S * S);
-  for (int64_t h = 0; h < nh; ++h) {
-    kernels::sgemm(ctx, true, S, n_kv, dn, scale, q + h * dq, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f,
-                   scores.data(), n_kv);
-    kernels::sgemm(ctx, true, S, n_kv, dr, scale, q + h * dq + dn, nh * dq, cached + r, width, 1.0f, scores.data(),
-                   n_kv);
-    kernels::softmax_rows(scores.data(), S, n_kv, n_kv, valid.data());
-    std::copy(scores.begin(), scores.end(), saved->probs.begin() + h * S * S);
-    kernels::sgemm(ctx, false, S, dv, n_kv, 1.0f, scores.data(), n_kv, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
-                   o + h * dv, nh * dv);
-  }
-  saved->kv = std::move(kv);
+  const int64_t block = std::min(S, kPrefillQueryBlock);
+  std::vector<float> scores(saved ? 0 : size_t(ctx.n_threads) * block * n_kv);
+  if (saved) saved->probs.assign(nh * S * n_kv, 0.0f);
+  ctx.pool.parallel_for(size_t(nh), [&](size_t h0, size_t h1, int thread) {
+    for (int64_t h = int64_t(h0); h < int64_t(h1); ++h)
+      for (int64_t i0 = 0; i0 < S; i0 += block) {
+        const int64_t m = std::min(block, S - i0), keys = p0 + i0 + m;  // the keys query i0 + m - 1 sees
+        float* sc = saved ? saved->probs.data() + (h * S + i0) * n_kv : scores.data() + thread * block * n_kv;
+        const int64_t ld = saved ? n_kv : keys;
+        const float* qh = q + i0 * nh * dq + h * dq;
+        kernels::sgemm_serial(true, m, keys, dn, scale, qh, nh * dq, kv.data() + h * (dn + dv), kvw, 0.0f, sc, ld);
+        kernels::sgemm_serial(true, m, keys, dr, scale, qh + dn, nh * dq, cached + r, width, 1.0f, sc, ld);
+        kernels::softmax_rows(sc, m, keys, ld, valid.data() + i0);
+        kernels::sgemm_serial(false, m, dv, keys, 1.0f, sc, ld, kv.data() + h * (dn + dv) + dn, kvw, 0.0f,
+                              o + i0 * nh * dv + h * dv, nh * dv);
+      }
+  });
+  if (saved) saved->kv = std::move(kv);
 }
 
 }  // namespace

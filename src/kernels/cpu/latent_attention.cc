@@ -14,7 +14,8 @@
 #define HWY_TARGET_INCLUDE "kernels/cpu/latent_attention.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
-#include <hwy/contrib/math/math-inl.h>
+
+#include "kernels/cpu/softmax-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace holdfast::kernels::HWY_NAMESPACE {
@@ -80,28 +81,7 @@ void BlockScores(const float* HWY_RESTRICT q, int64_t nh, const float* HWY_RESTR
 // Per head h: mx[h] = max_j s, s ← exp(s − mx), sum[h] = Σ_j s.
 void BlockSoftmax(float* HWY_RESTRICT s, int64_t nh, int64_t nk, int64_t ld, float* HWY_RESTRICT mx,
                   float* HWY_RESTRICT sum) {
-  const hn::ScalableTag<float> d;
-  const int64_t N = int64_t(hn::Lanes(d));
-  for (int64_t h = 0; h < nh; ++h) {
-    float* row = s + h * ld;
-    float m = row[0];
-    for (int64_t j = 1; j < nk; ++j) m = std::max(m, row[j]);
-    const auto vm = hn::Set(d, m);
-    auto acc = hn::Zero(d);
-    int64_t j = 0;
-    for (; j + N <= nk; j += N) {
-      const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, row + j), vm));
-      hn::StoreU(e, d, row + j);
-      acc = hn::Add(acc, e);
-    }
-    float total = hn::GetLane(hn::SumOfLanes(d, acc));
-    for (; j < nk; ++j) {
-      row[j] = std::exp(row[j] - m);
-      total += row[j];
-    }
-    mx[h] = m;
-    sum[h] = total;
-  }
+  for (int64_t h = 0; h < nh; ++h) sum[h] = ExpMinusMax(s + h * ld, nk, mx + h);
 }
 
 // o[h·r + c] = Σ_j p[h·ld + j] · v_j[c] for h < nh, c < r (v rows of `width` floats, first r used).

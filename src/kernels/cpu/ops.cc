@@ -130,10 +130,8 @@ void split_columns(Context& ctx, int64_t m, int64_t n, int64_t k, const Gemm& ge
 void sgemm(Context& ctx, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   split_columns(ctx, m, n, k, [&](int64_t j0, int64_t nj) {
-    const float* bj = trans_b ? b + j0 * ldb : b + j0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, m, nj, k, alpha, a, lda, bj, ldb, beta, c + j0, ldc);
+    sgemm_serial(trans_b, m, nj, k, alpha, a, lda, trans_b ? b + j0 * ldb : b + j0, ldb, beta, c + j0, ldc);
   });
 }
 
