@@ -41,7 +41,8 @@ struct Case {
 
 TEST(LatentAttention, MatchesReferenceOnEveryTargetAndThreadCount) {
   const Case cases[] = {{16, 1, 256, 32}, {16, 300, 256, 32}, {16, 1000, 256, 32}, {3, 257, 40, 8},
-                        {5, 17, 64, 16},  {1, 513, 24, 4},    {8, 256, 100, 12}};
+                        {5, 17, 64, 16},  {1, 513, 24, 4},    {8, 256, 100, 12}, {128, 300, 64, 8},
+                        {40, 129, 48, 16}, {33, 1000, 32, 3}};
   Context one(1), two(2);
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
