@@ -132,7 +132,7 @@ void AttendBlock(const float* HWY_RESTRICT qt, int64_t nhp, int64_t h0, int64_t 
         const float* vj = k + j * width + c0;
         const V v0 = hn::LoadU(d, vj), v1 = hn::LoadU(d, vj + N);
         const float* pj = s + j * nhp + g;
-        if (nh_ == 8) {
+        if (nh_ == 8) {  // the full tile with a constant trip count, so it unrolls into registers
           for (int i = 0; i < 8; ++i) {
             const V p = hn::Set(d, pj[i]);
             acc[i][0] = hn::MulAdd(p, v0, acc[i][0]);
