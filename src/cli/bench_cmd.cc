@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/blas_core.h"
@@ -78,7 +79,7 @@ double peak_rss_gib() {
 
 void add_bench_command(CLI::App& app) {
   struct Opts {
-    std::string model, config, dtype = "f32", work_dir;
+    std::string model, config, dtype = "f32", work_dir, kv_cache = "auto";
     int threads = 2, runs = 3;
     int64_t prompt = 512, decode = 32;
     bool skip_probes = false;
@@ -96,6 +97,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--decode", o->decode, "Tokens to decode after the prompt")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--runs", o->runs, "Repetitions; medians are reported")->check(CLI::Range(1, 100));
   cmd->add_flag("--skip-probes", o->skip_probes, "Do not measure bandwidth and SGEMM peak");
+  add_kv_cache_option(cmd, o->kv_cache);
   add_bench_serve_command(*cmd);
   cmd->callback([o, cmd] {
     if (cmd->got_subcommand("serve")) return;
@@ -121,7 +123,7 @@ void add_bench_command(CLI::App& app) {
       bw = kernels::measure_bandwidth(ctx, size_t(1) << 30, 5);
       peak = kernels::measure_sgemm_gflops(ctx, 512, 4096, 1024, 5);
     }
-    auto m = model::Model::load(dir);
+    auto m = model::Model::load(dir, kv_cache_type(o->kv_cache));
     const auto& cfg = m->config();
     Rng rng(7);
     std::vector<int32_t> prompt(o->prompt);

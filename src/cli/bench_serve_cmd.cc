@@ -124,7 +124,7 @@ CaseResult run_case(const serve::Engine& e, serve::SchedulerOptions so, int stre
 
 void add_bench_serve_command(CLI::App& bench) {
   struct Opts {
-    std::string model, tokenizer, streams = "1,4,16,64";
+    std::string model, tokenizer, streams = "1,4,16,64", kv_cache = "auto";
     int threads = 2, runs = 3;
     int64_t prompt = 32, decode = 32, ttft_prompt = 512, kv_budget_mb = 1024;
     bool skip_probes = false;
@@ -145,6 +145,7 @@ void add_bench_serve_command(CLI::App& bench) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   cmd->add_option("--runs", o->runs, "Repetitions of every case; medians are reported")->check(CLI::Range(1, 100));
   cmd->add_flag("--skip-probes", o->skip_probes, "Do not measure memory bandwidth");
+  add_kv_cache_option(cmd, o->kv_cache);
   cmd->callback([o] {
     const auto parsed = parse_token_rows(o->streams, "--streams");
     if (parsed.size() != 1 || parsed[0].empty())
@@ -154,7 +155,7 @@ void add_bench_serve_command(CLI::App& bench) {
       if (c < 1 || c > 4096) throw InputError(fmt::format("--streams: {} is outside [1, 4096]", c));
       counts.push_back(int(c));
     }
-    auto engine = serve::Engine::load(o->model, "bench", o->tokenizer);
+    auto engine = serve::Engine::load(o->model, "bench", o->tokenizer, kv_cache_type(o->kv_cache));
     const auto& cfg = engine->model->config();
     if (o->prompt + o->decode > engine->context_length || o->ttft_prompt + 1 > engine->context_length)
       throw InputError(fmt::format("prompt + decode tokens exceed the model's context of {} tokens",

@@ -21,7 +21,7 @@ namespace holdfast::cli {
 
 void add_generate_command(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_ids, tokenizer, speculative = "off";
+    std::string model, prompt, prompt_ids, tokenizer, speculative = "off", kv_cache = "auto";
     int64_t max_tokens = 64;
     float temperature = 0.0f, top_p = 1.0f;
     int64_t top_k = 0;
@@ -49,9 +49,10 @@ void add_generate_command(CLI::App& app) {
                   "(same greedy output, same sampling distribution; reports the acceptance rate); off (default): plain. It pays "
                   "only when decode is bound by reading the weights and the MTP head is trained")
       ->check(CLI::IsMember({"off", "mtp"}));
+  add_kv_cache_option(cmd, o->kv_cache);
   cmd->callback([o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) throw InputError("give --prompt or --prompt-ids");
-    auto m = model::Model::load(o->model);
+    auto m = model::Model::load(o->model, kv_cache_type(o->kv_cache));
     const auto& cfg = m->config();
     std::optional<tokenizer::Tokenizer> tok;
     const std::string tok_path = o->tokenizer.empty() ? o->model + "/tokenizer.json" : o->tokenizer;

@@ -11,7 +11,7 @@ namespace holdfast::cli {
 
 void add_logits_command(CLI::App& app) {
   struct Opts {
-    std::string model, tokens, out, mla = "naive", mtp_out;
+    std::string model, tokens, out, mla = "naive", mtp_out, kv_cache = "auto";
     int threads = 2;
     bool decode = false;
   };
@@ -27,9 +27,10 @@ void add_logits_command(CLI::App& app) {
   cmd->add_flag("--decode", opts->decode,
                 "Feed the tokens one at a time through the KV cache, as generate does after the prompt, so "
                 "the logits come from the decode kernels (not with --mtp-out)");
+  add_kv_cache_option(cmd, opts->kv_cache);
   cmd->callback([opts] {
     const auto rows = parse_token_rows(opts->tokens, "--tokens");
-    auto m = model::Model::load(opts->model);
+    auto m = model::Model::load(opts->model, kv_cache_type(opts->kv_cache));
     const auto& cfg = m->config();
     if (opts->decode && !opts->mtp_out.empty()) throw InputError("--decode cannot be combined with --mtp-out");
     if (!opts->mtp_out.empty() && cfg.num_nextn_predict_layers < 1)

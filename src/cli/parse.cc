@@ -8,6 +8,21 @@
 
 namespace holdfast::cli {
 
+void add_kv_cache_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option("--kv-cache", value,
+                  "Decode attention cache: bf16 (a BF16 copy of the latent rows; half the bytes, twice the "
+                  "products per instruction; needs AVX-512 BF16), f32, or auto (default: bf16 when the "
+                  "weights are below F32 and the CPU has it)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+}
+
+model::KvCacheType kv_cache_type(const std::string& value) {
+  if (value == "f32") return model::KvCacheType::kF32;
+  if (value == "bf16") return model::KvCacheType::kBF16;
+  if (value == "auto" || value.empty()) return model::KvCacheType::kAuto;
+  throw InputError(fmt::format("--kv-cache {}: expected auto, f32 or bf16", value));
+}
+
 std::vector<std::vector<int32_t>> parse_token_rows(const std::string& text, const std::string& flag) {
   std::vector<std::vector<int32_t>> rows(1);
   size_t i = 0;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/parse.h"
 #include "core/error.h"
 #include "serve/engine.h"
 #include "serve/http/routes.h"
@@ -16,7 +17,7 @@ namespace holdfast::cli {
 
 void add_serve_command(CLI::App& app) {
   struct Opts {
-    std::string model, host = "127.0.0.1", api_key, name, speculative = "off";
+    std::string model, host = "127.0.0.1", api_key, name, speculative = "off", kv_cache = "auto";
     int port = 8000, max_batch = 64, max_queue = 256, threads = 2, max_n = 16;
     int64_t kv_budget_mb = 1024, prefill_chunk = 64, block_tokens = 16, max_step_tokens = 512;
     double timeout_s = 600, max_body_mb = 4;
@@ -46,12 +47,14 @@ void add_serve_command(CLI::App& app) {
                   "mtp: each decode step verifies a token drafted by the checkpoint's MTP module (two rows per "
                   "sequence; greedy output unchanged, sampling distribution unchanged); off: one row per sequence")
       ->check(CLI::IsMember({"off", "mtp"}));
+  add_kv_cache_option(cmd, o->kv_cache);
   cmd->callback([o] {
     if (o->prefill_chunk % o->block_tokens != 0)
       throw InputError(fmt::format("--prefill-chunk {} is not a multiple of {}", o->prefill_chunk, o->block_tokens));
     const std::string name =
         o->name.empty() ? std::filesystem::path(o->model).lexically_normal().filename().string() : o->name;
-    auto engine = serve::Engine::load(o->model, name.empty() ? std::string("holdfast") : name);
+    auto engine = serve::Engine::load(o->model, name.empty() ? std::string("holdfast") : name, {},
+                                      kv_cache_type(o->kv_cache));
 
     // Handle SIGINT/SIGTERM on one thread (blocked everywhere else); never die of SIGPIPE.
     sigset_t sigs;

@@ -95,6 +95,18 @@ void softmax_rows_backward(const float* p, float* d, int64_t rows, int64_t n, in
 // neither the thread count nor anything but this token's query and cache.
 void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const float* cache, int64_t n_kv,
                              int64_t width, int64_t r, float scale, float* out);
+// Whether latent_attention_decode_bf16 runs on this CPU (x86 with AVX-512 BF16).
+bool has_bf16_attention();
+// Row stride of a BF16 cache copy: width rounded up to even (the kernel reads elements in pairs).
+inline int64_t bf16_cache_stride(int64_t width) { return width + (width & 1); }
+// out[i] = BF16(rows[i]) (nearest, ties to even) for n rows of `width`, at bf16_cache_stride(width) with a
+// zero pad.
+void round_cache_rows_bf16(const float* rows, int64_t n, int64_t width, uint16_t* out);
+// latent_attention_decode over a BF16 copy of the cache ([n_kv, bf16_cache_stride(width)] bits): products
+// of BF16 pairs summed in F32 (vdpbf16ps); the query and the block probabilities are rounded to BF16.
+// Same block order and thread independence. Only where has_bf16_attention().
+void latent_attention_decode_bf16(Context& ctx, const float* q, int64_t nh, const uint16_t* cache, int64_t n_kv,
+                                  int64_t width, int64_t r, float scale, float* out);
 // out[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 // dgate = dout·up·silu'(gate), dup = dout·silu(gate) (overwritten; may alias dout).

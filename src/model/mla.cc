@@ -70,6 +70,12 @@ void mla_append(const DeepSeekConfig& cfg, const RopeParams& rope, const MlaWeig
     for (int64_t h = 0; h < nh; ++h) kernels::rope_interleaved(q + (i * nh + h) * dq + dn, dr, cos.data(), sin.data());
   }
   cache.length = p0 + S;
+  if (cache.bf16_attention) {  // also rows put in `data` by others (a served prefix) since the last append
+    const int64_t ld = kernels::bf16_cache_stride(width), have = int64_t(cache.bf16.size()) / ld;
+    cache.bf16.resize(cache.length * ld);
+    kernels::round_cache_rows_bf16(cache.data.data() + have * width, cache.length - have, width,
+                                   cache.bf16.data() + have * ld);
+  }
 }
 
 void mla_absorb_queries(Context& ctx, const DeepSeekConfig& cfg, const MlaWeights& w, const float* q, int64_t S,
@@ -100,9 +106,18 @@ void mla_latent_attention(Context& ctx, const DeepSeekConfig& cfg, const RopePar
   if (S <= kDecodeQueryRows) {
     // Decode and speculative verification: each query token on its own over its causal prefix, so a
     // token's bits do not depend on how many tokens share the call.
-    for (int64_t i = 0; i < S; ++i)
-      kernels::latent_attention_decode(ctx, ql + i * nh * width, nh, cached, p0 + i + 1, width, r,
-                                       float(rope.softmax_scale), o_lat + i * nh * r);
+    const float scale = float(rope.softmax_scale);
+    if (cache.bf16_attention) {
+      HOLDFAST_CHECK(int64_t(cache.bf16.size()) >= n_kv * kernels::bf16_cache_stride(width),
+                     "BF16 cache copy of {} values behind {} keys", cache.bf16.size(), n_kv);
+      for (int64_t i = 0; i < S; ++i)
+        kernels::latent_attention_decode_bf16(ctx, ql + i * nh * width, nh, cache.bf16.data(), p0 + i + 1, width, r,
+                                              scale, o_lat + i * nh * r);
+    } else {
+      for (int64_t i = 0; i < S; ++i)
+        kernels::latent_attention_decode(ctx, ql + i * nh * width, nh, cached, p0 + i + 1, width, r, scale,
+                                         o_lat + i * nh * r);
+    }
     return;
   }
   std::vector<float> scores(S * nh * n_kv);

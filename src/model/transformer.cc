@@ -181,17 +181,31 @@ void mtp_module_backward(Context& ctx, const DeepSeekConfig& cfg, const RopePara
   embed_tokens_backward(saved.tokens, demb.data(), H, grads.embed_tokens);
 }
 
-Model::Model(DeepSeekConfig cfg, Checkpoint ckpt)
-    : cfg_(std::move(cfg)), ckpt_(std::move(ckpt)), weights_(ModelWeights::bind(ckpt_, cfg_)), rope_(rope_params(cfg_)) {}
+Model::Model(DeepSeekConfig cfg, Checkpoint ckpt, KvCacheType kv)
+    : cfg_(std::move(cfg)), ckpt_(std::move(ckpt)), weights_(ModelWeights::bind(ckpt_, cfg_)), rope_(rope_params(cfg_)) {
+  if (kv == KvCacheType::kBF16 && !kernels::has_bf16_attention())
+    throw ConfigError("a BF16 KV cache needs a CPU with AVX-512 BF16, and this one has none (use f32 or auto)");
+  // Auto: weights below F32 (BF16, FP8, Q8, Q4) get the BF16 decode attention: half the cache bytes and
+  // twice the products per instruction, at about the precision the weights already have.
+  bf16_attention_ = kv == KvCacheType::kBF16 ||
+                    (kv == KvCacheType::kAuto && weights_.layers.front().self_attn.kv_b_proj.dtype != DType::kF32 &&
+                     kernels::has_bf16_attention());
+}
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> Model::load(const std::string& dir, KvCacheType kv) {
   DeepSeekConfig cfg = DeepSeekConfig::load(dir + "/config.json");
   Checkpoint ckpt = Checkpoint::open(dir);
-  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(ckpt)));
+  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(ckpt), kv));
 }
 
 KVCache Model::new_cache() const {
-  return KVCache(cfg_.num_hidden_layers + cfg_.num_nextn_predict_layers, cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);
+  return KVCache(cfg_.num_hidden_layers + cfg_.num_nextn_predict_layers, cfg_.kv_lora_rank + cfg_.qk_rope_head_dim,
+                 bf16_attention_);
+}
+
+int64_t Model::cache_bytes_per_layer_token() const {
+  const int64_t width = cfg_.kv_lora_rank + cfg_.qk_rope_head_dim;
+  return width * int64_t(sizeof(float)) + (bf16_attention_ ? kernels::bf16_cache_stride(width) * 2 : 0);
 }
 
 void Model::check_tokens(std::span<const int32_t> tokens) const {

@@ -26,12 +26,17 @@ namespace holdfast::model {
 
 class Model {
  public:
-  // Reads DIR/config.json and the safetensors in DIR; throws ConfigError / CheckpointError.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // Reads DIR/config.json and the safetensors in DIR; throws ConfigError / CheckpointError, and
+  // ConfigError for kv = kBF16 on a CPU without AVX-512 BF16.
+  static std::unique_ptr<Model> load(const std::string& dir, KvCacheType kv = KvCacheType::kAuto);
 
   const DeepSeekConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return weights_; }
   KVCache new_cache() const;
+  // Whether new caches keep the BF16 copy for the decode attention (kv resolved at load).
+  bool bf16_attention() const { return bf16_attention_; }
+  // Cache bytes one position takes in one layer (the F32 row, plus its BF16 copy when kept).
+  int64_t cache_bytes_per_layer_token() const;
 
   // Runs `tokens` at positions cache.length.. of one sequence and appends them to the cache.
   // hidden_out: [S, H] final hidden states after model.norm (optional, feeds MTP);
@@ -68,12 +73,13 @@ class Model {
   void check_batch(std::span<const int32_t> tokens, std::span<KVCache* const> caches) const;
 
  private:
-  Model(DeepSeekConfig cfg, Checkpoint ckpt);
+  Model(DeepSeekConfig cfg, Checkpoint ckpt, KvCacheType kv);
 
   DeepSeekConfig cfg_;
   Checkpoint ckpt_;  // owns the mappings the weights point into
   ModelWeights weights_;
   RopeParams rope_;
+  bool bf16_attention_ = false;
 };
 
 // Gathers embedding rows for `tokens` into out [S, H] (F32).

@@ -50,19 +50,19 @@ double Engine::decode_step_weight_bytes(int64_t n) const {
 bool Engine::is_stop(int32_t id) const { return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end(); }
 
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const std::string& model_id,
-                                     const std::string& tokenizer_path) {
+                                     const std::string& tokenizer_path, model::KvCacheType kv) {
   const std::string tok_path = tokenizer_path.empty() ? dir + "/tokenizer.json" : tokenizer_path;
   if (!std::filesystem::exists(tok_path))
     throw ConfigError(tok_path + " is missing: the server needs the model's tokenizer.json");
   auto e = std::make_unique<Engine>(Engine{
-      .model_id = model_id, .model = model::Model::load(dir), .tok = tokenizer::Tokenizer::load(tok_path)});
+      .model_id = model_id, .model = model::Model::load(dir, kv), .tok = tokenizer::Tokenizer::load(tok_path)});
   const auto& cfg = e->model->config();
   e->style = tokenizer::detect_chat_style(dir);
   e->context_length = cfg.max_position_embeddings;
   e->n_sampled = std::min<int64_t>(e->tok.vocab_size(), cfg.vocab_size);
   for (int64_t id : cfg.eos_token_ids) e->stop_ids.push_back(int32_t(id));
   if (auto eos = e->tok.eos_id(); eos && !e->is_stop(*eos)) e->stop_ids.push_back(*eos);
-  e->kv_bytes_per_token = cfg.num_hidden_layers * (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * int64_t(sizeof(float));
+  e->kv_bytes_per_token = cfg.num_hidden_layers * e->model->cache_bytes_per_layer_token();
   e->decode_weight_bytes = active_weight_bytes(*e->model);
   for (const auto& l : e->model->weights().layers)
     if (l.moe && !l.moe->experts.empty()) e->routed_expert_bytes += mlp_bytes(l.moe->experts[0]);

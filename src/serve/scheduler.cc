@@ -23,7 +23,7 @@ int64_t pool_bytes_per_token(const Engine& engine, const SchedulerOptions& opts)
     throw ConfigError("speculative decoding drafts with an MTP module, and this checkpoint has none "
                       "(config.json num_nextn_predict_layers = 0)");
   return engine.kv_bytes_per_token +
-         (opts.speculative ? (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * int64_t(sizeof(float)) : 0);
+         (opts.speculative ? engine.model->cache_bytes_per_layer_token() : 0);
 }
 }  // namespace
 

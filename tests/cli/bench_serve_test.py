@@ -43,7 +43,7 @@ def main():
         if p.returncode != 0:
             fail(f"init: {p.stderr}")
         base = ["bench", "serve", "--model", model, "--tokenizer", TOKENIZER, "--skip-probes", "--runs", "1",
-                "--prompt", "8", "--decode", "6", "--ttft-prompt", "40"]
+                "--prompt", "8", "--decode", "6", "--ttft-prompt", "40", "--kv-cache", "f32"]  # F32 rows only
         p = run(*base, "--streams", "1,3,8")
         if p.returncode != 0:
             fail(f"bench serve exited {p.returncode}: {p.stderr}")

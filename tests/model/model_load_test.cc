@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -15,6 +16,7 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "model/config.h"
 #include "model/init.h"
 #include "model/transformer.h"
@@ -244,6 +246,40 @@ TEST_P(ModelLoadTest, CheckTokensRejectsOutOfRangeIds) {
     std::vector<float> logits(V);
     EXPECT_THROW(m->forward(ctx_, toks, cache, MlaForm::kNaive, logits.data(), false), InputError);
   }
+}
+
+// The KV cache type: auto keeps F32 for F32 weights and takes the BF16 copy for BF16 weights where the CPU
+// has AVX-512 BF16; decoding over that copy tracks the F32 cache at BF16 tolerance, and a prefix longer
+// than one key block (prefill over the F32 rows, then decode over the copy) stays in step.
+TEST_P(ModelLoadTest, Bf16KvCacheTracksF32Cache) {
+  const std::string dir16 = checkpoint(GetParam(), DType::kBF16, 1);
+  EXPECT_FALSE(Model::load(checkpoint(GetParam(), DType::kF32, 1))->bf16_attention());
+  EXPECT_FALSE(Model::load(dir16, KvCacheType::kF32)->bf16_attention());
+  if (!kernels::has_bf16_attention()) {
+    EXPECT_FALSE(Model::load(dir16)->bf16_attention());
+    EXPECT_THROW(Model::load(dir16, KvCacheType::kBF16), ConfigError);
+    GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  }
+  auto m16 = Model::load(dir16), m32 = Model::load(dir16, KvCacheType::kF32);
+  ASSERT_TRUE(m16->bf16_attention());
+  const int64_t V = m16->config().vocab_size, P = 150, S = 6;
+  const std::vector<int32_t> toks = tokens_for(P + S, V);
+  KVCache ca = m32->new_cache(), cb = m16->new_cache();
+  std::vector<float> a(V), b(V);
+  m32->forward(ctx_, std::span(toks).first(P), ca, MlaForm::kNaive, a.data(), false);
+  m16->forward(ctx_, std::span(toks).first(P), cb, MlaForm::kNaive, b.data(), false);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), V * sizeof(float))) << "prefill reads the F32 rows in both";
+  float worst = 0;
+  for (int64_t i = P; i < P + S; ++i) {
+    m32->forward(ctx_, std::span(toks).subspan(i, 1), ca, MlaForm::kAbsorb, a.data(), false);
+    m16->forward(ctx_, std::span(toks).subspan(i, 1), cb, MlaForm::kAbsorb, b.data(), false);
+    ASSERT_TRUE(all_finite(b));
+    worst = std::max(worst, max_abs_diff(a.data(), b.data(), V).max_abs);
+  }
+  EXPECT_LT(worst, kBf16Tol);
+  EXPECT_GT(worst, 0.0f) << "the BF16 copy should change something";
+  for (const LayerCache& l : cb.layers)
+    EXPECT_EQ(int64_t(l.bf16.size()), l.length * kernels::bf16_cache_stride(ca.width));
 }
 
 TEST_P(ModelLoadTest, Bf16CheckpointBindsBf16AndTracksF32) {

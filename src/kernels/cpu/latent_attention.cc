@@ -3,14 +3,14 @@
 // cache for an [nh x n_kv] GEMM cost as much as the arithmetic. Here the heads lie in the SIMD lanes:
 // the query is transposed once to [width, nhp] (nhp: nh rounded up to whole vectors), each cached
 // element is broadcast against a vector of heads, and the scores come out as [key, head] rows, so no
-// dot product ends in a horizontal sum and the per-head softmax is lane-wise. The keys are cut in fixed
-// blocks; each block computes its scores, a block-local softmax and its share of the latent output, and
-// the blocks are merged in order. The block size is fixed, so the bits depend on neither the thread
-// count nor other sequences.
+// dot product ends in a horizontal sum and the per-head softmax is lane-wise. Each fixed block of keys
+// computes its scores, a block-local softmax and its share of the latent output; latent_attention.h's
+// driver (also the BF16 kernel's) spreads the blocks over the threads and merges them in order.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/latent_attention.h"
 #include "kernels/ops.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -94,6 +94,34 @@ HWY_INLINE void ScoreKeys(const float* HWY_RESTRICT qt, int64_t nhp, int64_t h0,
   for (; j0 < nk; ++j0) ScoreKey<HV>(qt, nhp, h0, k + j0 * width, width, scale, s + j0 * nhp);
 }
 
+// Columns [c0, c0 + 2N) of o for heads [g, g + H): o[h·r + c] = Σ_j s[j·nhp + h]·v_j[c].
+template <int H>
+HWY_INLINE void ValueTile(const float* HWY_RESTRICT s, int64_t nhp, int64_t g, const float* HWY_RESTRICT k,
+                          int64_t nk, int64_t width, int64_t r, int64_t c0, float* HWY_RESTRICT o) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const int64_t N = int64_t(hn::Lanes(d));
+  V acc[H][2];
+  for (auto& a : acc) a[0] = a[1] = hn::Zero(d);
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* vj = k + j * width + c0;
+    const V v0 = hn::LoadU(d, vj), v1 = hn::LoadU(d, vj + N);
+    const float* pj = s + j * nhp + g;
+    for (int i = 0; i < H; ++i) {
+      const V p = hn::Set(d, pj[i]);
+      acc[i][0] = hn::MulAdd(p, v0, acc[i][0]);
+      acc[i][1] = hn::MulAdd(p, v1, acc[i][1]);
+    }
+  }
+  // Unrolled so acc stays in registers: left rolled, the indexed stores made GCC keep acc in memory and
+  // store all of it on every key.
+#pragma GCC unroll 8
+  for (int i = 0; i < H; ++i) {
+    hn::StoreU(acc[i][0], d, o + (g + i) * r + c0);
+    hn::StoreU(acc[i][1], d, o + (g + i) * r + c0 + N);
+  }
+}
+
 // Scores, softmax and unnormalized output of one key block for heads [h0, h1) (h0 on a vector boundary):
 // s ← [nk, nhp] scores, then exp(s − mx); mx[h] and sum[h] per head; o[h·r + c] = Σ_j s[j·nhp + h]·v_j[c]
 // (v rows are the cached rows, their first r values).
@@ -121,37 +149,14 @@ void AttendBlock(const float* HWY_RESTRICT qt, int64_t nhp, int64_t h0, int64_t 
   }
 
   // Values: 8 heads x 2 vectors per tile, column chunks outer so a chunk of the block stays in L1 for
-  // every head group.
+  // every head group; leftover heads one at a time, leftover columns a vector, then scalars.
   const int64_t c2 = r / (2 * N) * (2 * N), c1 = r / N * N;
-  for (int64_t c0 = 0; c0 < c2; c0 += 2 * N)
-    for (int64_t g = h0; g < h1; g += 8) {
-      const int nh_ = int(std::min<int64_t>(8, h1 - g));
-      V acc[8][2];
-      for (auto& a : acc) a[0] = a[1] = hn::Zero(d);
-      for (int64_t j = 0; j < nk; ++j) {
-        const float* vj = k + j * width + c0;
-        const V v0 = hn::LoadU(d, vj), v1 = hn::LoadU(d, vj + N);
-        const float* pj = s + j * nhp + g;
-        if (nh_ == 8) {  // the full tile with a constant trip count, so it unrolls into registers
-          for (int i = 0; i < 8; ++i) {
-            const V p = hn::Set(d, pj[i]);
-            acc[i][0] = hn::MulAdd(p, v0, acc[i][0]);
-            acc[i][1] = hn::MulAdd(p, v1, acc[i][1]);
-          }
-        } else {
-          for (int i = 0; i < nh_; ++i) {
-            const V p = hn::Set(d, pj[i]);
-            acc[i][0] = hn::MulAdd(p, v0, acc[i][0]);
-            acc[i][1] = hn::MulAdd(p, v1, acc[i][1]);
-          }
-        }
-      }
-      for (int i = 0; i < nh_; ++i) {
-        hn::StoreU(acc[i][0], d, o + (g + i) * r + c0);
-        hn::StoreU(acc[i][1], d, o + (g + i) * r + c0 + N);
-      }
-    }
-  for (int64_t hh = h0; hh < h1; ++hh) {  // leftover columns: a vector, then scalars
+  for (int64_t c0 = 0; c0 < c2; c0 += 2 * N) {
+    int64_t g = h0;
+    for (; g + 8 <= h1; g += 8) ValueTile<8>(s, nhp, g, k, nk, width, r, c0, o);
+    for (; g < h1; ++g) ValueTile<1>(s, nhp, g, k, nk, width, r, c0, o);
+  }
+  for (int64_t hh = h0; hh < h1; ++hh) {
     for (int64_t c0 = c2; c0 < c1; c0 += N) {
       V acc = hn::Zero(d);
       for (int64_t j = 0; j < nk; ++j) acc = hn::MulAdd(hn::Set(d, s[j * nhp + hh]), hn::LoadU(d, k + j * width + c0), acc);
@@ -174,22 +179,9 @@ namespace holdfast::kernels {
 HWY_EXPORT(FloatLanes);
 HWY_EXPORT(AttendBlock);
 
-namespace {
-// Keys per block: the unit of work and of the merge (fixed, so results do not depend on threads).
-constexpr int64_t kKeysPerBlock = 128;
-}  // namespace
-
-void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const float* cache, int64_t n_kv,
-                             int64_t width, int64_t r, float scale, float* out) {
-  if (n_kv <= 0) {
-    std::fill(out, out + nh * r, 0.0f);
-    return;
-  }
-  const int64_t lanes = HWY_DYNAMIC_DISPATCH(FloatLanes)(), nhp = (nh + lanes - 1) / lanes * lanes;
-  std::vector<float> qt(width * nhp, 0.0f);  // padded heads score 0 and are never read back
-  for (int64_t h = 0; h < nh; ++h)
-    for (int64_t c = 0; c < width; ++c) qt[c * nhp + h] = q[h * width + c];
-  const int64_t n_blocks = (n_kv + kKeysPerBlock - 1) / kKeysPerBlock;
+void latent_attention_blocks(Context& ctx, int64_t nh, int64_t nhp, int64_t lanes, int64_t n_kv, int64_t r,
+                             int64_t scratch_floats, const LatentBlockFn& attend, float* out) {
+  const int64_t n_blocks = (n_kv + kLatentKeysPerBlock - 1) / kLatentKeysPerBlock;
   // Short caches have too few blocks to keep every thread busy: then a unit is one block for two vectors
   // of heads (the tiles pair head vectors the same way in any such group, so the bits do not change);
   // long caches take whole blocks, so each key block is read once.
@@ -198,22 +190,21 @@ void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const flo
   // Per block: nhp maxima, nhp sums and the unnormalized [nh, r] output.
   const int64_t stride = 2 * nhp + nh * r;
   std::vector<float> part(n_blocks * stride);
-  auto run = [&](size_t u0, size_t u1, std::vector<float>& scores) {
+  auto run = [&](size_t u0, size_t u1, std::vector<float>& scratch) {
     for (size_t u = u0; u < u1; ++u) {
       const int64_t b = int64_t(u) / n_groups, h0 = int64_t(u) % n_groups * group, h1 = std::min(nh, h0 + group);
-      const int64_t j0 = b * kKeysPerBlock, nk = std::min(kKeysPerBlock, n_kv - j0);
+      const int64_t j0 = b * kLatentKeysPerBlock, nk = std::min(kLatentKeysPerBlock, n_kv - j0);
       float* mx = part.data() + b * stride;
-      HWY_DYNAMIC_DISPATCH(AttendBlock)(qt.data(), nhp, h0, h1, cache + j0 * width, nk, width, r, scale,
-                                        scores.data(), mx, mx + nhp, mx + 2 * nhp);
+      attend(j0, nk, h0, h1, scratch.data(), mx, mx + nhp, mx + 2 * nhp);
     }
   };
   const size_t n_units = size_t(n_blocks * n_groups);
   if (n_units == 1 || ctx.n_threads <= 1) {
-    std::vector<float> scores(kKeysPerBlock * nhp);
-    run(0, n_units, scores);
+    std::vector<float> scratch(scratch_floats);
+    run(0, n_units, scratch);
   } else {
-    std::vector<std::vector<float>> scores(ctx.n_threads, std::vector<float>(kKeysPerBlock * nhp));
-    ctx.pool.parallel_for(n_units, [&](size_t u0, size_t u1, int tid) { run(u0, u1, scores[tid]); });
+    std::vector<std::vector<float>> scratch(ctx.n_threads, std::vector<float>(scratch_floats));
+    ctx.pool.parallel_for(n_units, [&](size_t u0, size_t u1, int tid) { run(u0, u1, scratch[tid]); });
   }
   // Merge in block order: out_h = Σ_b e^(m_b − M)·o_b / Σ_b e^(m_b − M)·l_b.
   for (int64_t h = 0; h < nh; ++h) {
@@ -232,6 +223,24 @@ void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const flo
     const float inv = 1.0f / total;
     for (int64_t c = 0; c < r; ++c) oh[c] *= inv;
   }
+}
+
+void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const float* cache, int64_t n_kv,
+                             int64_t width, int64_t r, float scale, float* out) {
+  if (n_kv <= 0) {
+    std::fill(out, out + nh * r, 0.0f);
+    return;
+  }
+  const int64_t lanes = HWY_DYNAMIC_DISPATCH(FloatLanes)(), nhp = (nh + lanes - 1) / lanes * lanes;
+  std::vector<float> qt(width * nhp, 0.0f);  // padded heads score 0 and are never read back
+  for (int64_t h = 0; h < nh; ++h)
+    for (int64_t c = 0; c < width; ++c) qt[c * nhp + h] = q[h * width + c];
+  const auto attend = [&](int64_t j0, int64_t nk, int64_t h0, int64_t h1, float* scores, float* mx, float* sum,
+                          float* o) {
+    HWY_DYNAMIC_DISPATCH(AttendBlock)(qt.data(), nhp, h0, h1, cache + j0 * width, nk, width, r, scale, scores, mx,
+                                      sum, o);
+  };
+  latent_attention_blocks(ctx, nh, nhp, lanes, n_kv, r, kLatentKeysPerBlock * nhp, attend, out);
 }
 
 }  // namespace holdfast::kernels
