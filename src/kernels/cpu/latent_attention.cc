@@ -170,6 +170,25 @@ void AttendBlock(const float* HWY_RESTRICT qt, int64_t nhp, int64_t h0, int64_t 
   }
 }
 
+// out[c] = Σ_b w[b]·o_b[c] / total for c < r, o_b = part + b·stride (the merge of the key blocks).
+void MergeBlocks(const float* HWY_RESTRICT part, int64_t n_blocks, int64_t stride, const float* HWY_RESTRICT w,
+                 float total, int64_t r, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = int64_t(hn::Lanes(d));
+  const float inv = 1.0f / total;
+  int64_t c = 0;
+  for (; c + N <= r; c += N) {
+    auto acc = hn::Zero(d);
+    for (int64_t b = 0; b < n_blocks; ++b) acc = hn::MulAdd(hn::Set(d, w[b]), hn::LoadU(d, part + b * stride + c), acc);
+    hn::StoreU(hn::Mul(acc, hn::Set(d, inv)), d, out + c);
+  }
+  for (; c < r; ++c) {
+    float acc = 0;
+    for (int64_t b = 0; b < n_blocks; ++b) acc += w[b] * part[b * stride + c];
+    out[c] = acc * inv;
+  }
+}
+
 }  // namespace holdfast::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -178,6 +197,7 @@ namespace holdfast::kernels {
 
 HWY_EXPORT(FloatLanes);
 HWY_EXPORT(AttendBlock);
+HWY_EXPORT(MergeBlocks);
 
 void latent_attention_blocks(Context& ctx, int64_t nh, int64_t nhp, int64_t lanes, int64_t n_kv, int64_t r,
                              int64_t scratch_floats, const LatentBlockFn& attend, float* out) {
@@ -207,21 +227,16 @@ void latent_attention_blocks(Context& ctx, int64_t nh, int64_t nhp, int64_t lane
     ctx.pool.parallel_for(n_units, [&](size_t u0, size_t u1, int tid) { run(u0, u1, scratch[tid]); });
   }
   // Merge in block order: out_h = Σ_b e^(m_b − M)·o_b / Σ_b e^(m_b − M)·l_b.
+  std::vector<float> w(n_blocks);
   for (int64_t h = 0; h < nh; ++h) {
     float m = -INFINITY;
     for (int64_t b = 0; b < n_blocks; ++b) m = std::max(m, part[b * stride + h]);
-    float* oh = out + h * r;
-    std::fill(oh, oh + r, 0.0f);
     float total = 0;
     for (int64_t b = 0; b < n_blocks; ++b) {
-      const float* base = part.data() + b * stride;
-      const float w = std::exp(base[h] - m);
-      total += w * base[nhp + h];
-      const float* ob = base + 2 * nhp + h * r;
-      for (int64_t c = 0; c < r; ++c) oh[c] += w * ob[c];
+      w[b] = std::exp(part[b * stride + h] - m);
+      total += w[b] * part[b * stride + nhp + h];
     }
-    const float inv = 1.0f / total;
-    for (int64_t c = 0; c < r; ++c) oh[c] *= inv;
+    HWY_DYNAMIC_DISPATCH(MergeBlocks)(part.data() + 2 * nhp + h * r, n_blocks, stride, w.data(), total, r, out + h * r);
   }
 }
 
