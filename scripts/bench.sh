@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inference benchmark of the V2-Lite-shaped ~0.7B model (configs/bench-infer-0.7b.json) on 2 threads:
 #  - F32, BF16, Q8 and Q4 weights: 512-token prefill, then 32 decoded tokens (medians of RUNS=5);
-#  - decode after a 16-token and a 2048-token context (BF16, Q8, Q4; medians of CTX_RUNS=5 alternating runs).
+#  - decode after a 16-token and a 2048-token context (BF16, Q8, Q4 with the default KV cache; Q8 and Q4 also
+#    with --kv-cache f32 for comparison; medians of CTX_RUNS=5 alternating runs).
 # Appends the JSON lines to bench/results.jsonl and rewrites the README table. Needs ~6 GB of disk for
 # the random checkpoints (kept in runs/bench-* for re-runs).
 set -euo pipefail
@@ -29,11 +30,12 @@ for dtype in f32 bf16 q8 q4; do
 done
 # The VM's speed drifts by tens of percent over a minute: alternate the two context lengths, one run each,
 # and take medians, so that drift does not land on one of them.
-for dtype in bf16 q8 q4; do
+for case in bf16:auto q8:auto q8:f32 q4:auto q4:f32; do
+  dtype=${case%:*} kv=${case#*:}
   for i in $(seq "${CTX_RUNS:-5}"); do
     for ctx in 16 2048; do
       build/holdfast bench --model "$(ckpt $dtype)" --threads 2 --prompt $ctx --decode 32 --runs 1 --skip-probes \
-        | tee /dev/stderr | grep '^{' | sed 's/^{/{"context_run":true,/' >> "$out"
+        --kv-cache "$kv" | tee /dev/stderr | grep '^{' | sed "s/^{/{\"context_run\":true,\"kv_request\":\"$kv\",/" >> "$out"
     done
   done
 done

@@ -52,7 +52,8 @@ def render(rows, date, commit, cpu, load):
                      f"(prefill chunks of {ttft['prefill_chunk']} tokens).")
     kv = cases.get("kv_cache", [None])[0]
     if kv:
-        lines.append(f"KV cache: {kv['bytes_per_token']} bytes per token (absorbed-MLA latent rows, F32), "
+        rows = "F32 + the BF16 copy the decode attention reads" if kv.get("bf16_copy") else "F32"
+        lines.append(f"KV cache: {kv['bytes_per_token']} bytes per token (absorbed-MLA latent rows, {rows}), "
                      f"{kv['per_head_kv_bytes_per_token'] / kv['bytes_per_token']:.1f}x less than per-head keys "
                      f"and values ({kv['per_head_kv_bytes_per_token']} bytes).")
     return "\n".join(lines)

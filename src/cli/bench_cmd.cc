@@ -149,6 +149,8 @@ void add_bench_command(CLI::App& app) {
     const double gflops = pf * layer_flops_per_token(*m) / 1e9, decode_gbs = dc * bytes_tok / 1e9;
     fmt::print("{:<28}{:>14}\n", "model", dir);
     fmt::print("{:<28}{:>14}\n", "weight dtype", dtype_name(m->weights().lm_head.dtype));
+    const char* kv_cache = m->bf16_attention() ? "bf16" : "f32";
+    fmt::print("{:<28}{:>14}\n", "decode attention cache", kv_cache);
     fmt::print("{:<28}{:>14}\n", "threads", o->threads);
     fmt::print("{:<28}{:>14}\n", "OpenBLAS core", kernels::blas_core_name());
     if (!o->skip_probes) {
@@ -165,7 +167,7 @@ void add_bench_command(CLI::App& app) {
                bw.read_gbs > 0 ? fmt::format("  ({:.0f}% of measured bandwidth)", 100 * decode_gbs / bw.read_gbs) : "");
     fmt::print("{:<28}{:>14.2f}\n", "peak RSS GiB", peak_rss_gib());
     nlohmann::json line = {{"bench", "model"}, {"dtype", dtype_name(m->weights().lm_head.dtype)},
-                           {"threads", o->threads}, {"blas_core", kernels::blas_core_name()}, {"prompt", o->prompt}, {"prefill_tok_s", pf},
+                           {"kv_cache", kv_cache}, {"threads", o->threads}, {"blas_core", kernels::blas_core_name()}, {"prompt", o->prompt}, {"prefill_tok_s", pf},
                            {"prefill_gflops", gflops}, {"sgemm_peak_gflops", peak}, {"decode_tok_s", dc},
                            {"decode_gb_s", decode_gbs}, {"bandwidth_read_gb_s", bw.read_gbs},
                            {"bandwidth_triad_gb_s", bw.triad_gbs}, {"active_bytes_per_token", bytes_tok},

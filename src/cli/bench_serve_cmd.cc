@@ -210,6 +210,7 @@ void add_bench_serve_command(CLI::App& bench) {
     const int64_t mha_bytes = cfg.num_hidden_layers * cfg.num_attention_heads *
                               (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim + cfg.v_head_dim) * int64_t(sizeof(float));
     lines.push_back(common({{"case", "kv_cache"}, {"bytes_per_token", engine->kv_bytes_per_token},
+                            {"bf16_copy", engine->model->bf16_attention()},
                             {"per_head_kv_bytes_per_token", mha_bytes}}));
     const auto single = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.streams == 1; });
     const double bound = bw > 0 ? bw * 1e9 / engine->decode_weight_bytes : 0;

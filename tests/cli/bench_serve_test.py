@@ -68,6 +68,8 @@ def main():
         kv = by_case.get("kv_cache", [{}])[0]
         cfg = json.load(open(CONFIG))
         want = cfg["num_hidden_layers"] * (cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"]) * 4
+        if kv.get("bf16_copy") is not False:
+            fail(f"kv_cache bf16_copy {kv.get('bf16_copy')} with --kv-cache f32")
         if kv.get("bytes_per_token") != want:
             fail(f"kv_cache bytes_per_token {kv.get('bytes_per_token')}, want {want}")
         single = by_case.get("single_stream", [{}])[0]
