@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites the README's inference benchmark table from `holdfast bench` JSON lines and appends them,
 stamped with date, commit and CPU, to a log."""
-import argparse, datetime, json, platform, re
+import argparse, datetime, json, os, platform, re
 
 def cpu_model():
     try:
@@ -40,7 +40,7 @@ def main():
     lines = [
         f"Measured {date}, commit {a.commit}, {cpu}, 2 threads, OpenBLAS core {r0.get('blas_core', '?')}, load "
         f"average {a.load} at the start, `scripts/bench.sh` (V2-Lite-shaped model of `configs/bench-infer-0.7b.json`, "
-        f"random weights, 512-token prompt, 32 decoded tokens, medians of 5 runs). Decode GB/s = active weight "
+        f"random weights, 512-token prompt, 32 decoded tokens, medians of {os.environ.get('RUNS', '5')} runs). Decode GB/s = active weight "
         f"bytes per token x decode tokens/s; the bound is the machine's read bandwidth measured in the same run; "
         f"prefill GFLOP/s counts the layers' projection GEMMs (attention scores and the head are not counted).",
         "",
