@@ -194,7 +194,8 @@ Model::Model(DeepSeekConfig cfg, Checkpoint ckpt, KvCacheType kv)
 
 std::unique_ptr<Model> Model::load(const std::string& dir, KvCacheType kv) {
   DeepSeekConfig cfg = DeepSeekConfig::load(dir + "/config.json");
-  Checkpoint ckpt = Checkpoint::open(dir);
+  // Inference streams the weights every token: huge pages where they fit (WeightMemory).
+  Checkpoint ckpt = Checkpoint::open(dir, WeightMemory::kHugePages);
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(ckpt), kv));
 }
 

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "temp_dir.h"
 
 namespace holdfast::model {
@@ -133,6 +134,41 @@ TEST(SafetensorsTest, RoundTripEveryDtypeScalarAndZeroSize) {
   EXPECT_EQ(f->find("absent"), nullptr);
   EXPECT_EQ(f->find("scalar.F32")->shape_str(), "[]");
   EXPECT_EQ(f->find("t.F32")->shape_str(), "[3, 5]");
+}
+
+// WeightMemory::kHugePages: the same tensors and bytes as the mapping, in a copy that is 2 MiB aligned
+// (when the kernel has transparent huge pages; else the file stays mapped), and small files stay mapped.
+TEST(SafetensorsTest, HugePageCopyHoldsTheSameBytes) {
+  TempDir dir;
+  const std::vector<uint8_t> big = random_bytes(size_t(5) << 20, 7), small = random_bytes(64, 8);
+  SafetensorsWriter w;
+  w.add("big", DType::kU8, {int64_t(big.size())}, big);
+  w.add("small", DType::kF32, {16}, small);
+  const std::string path = dir.file("model.safetensors");
+  w.write(path);
+  SafetensorsWriter tiny;
+  tiny.add("small", DType::kF32, {16}, small);
+  const std::string tiny_path = dir.file("tiny.safetensors");
+  tiny.write(tiny_path);
+
+  const bool thp_enabled = holdfast::transparent_huge_pages_enabled();
+  auto mapped = SafetensorsFile::open(path);
+  auto copied = SafetensorsFile::open(path, WeightMemory::kHugePages);
+  EXPECT_FALSE(mapped->in_huge_pages());
+  EXPECT_EQ(copied->in_huge_pages(), thp_enabled);
+  ASSERT_EQ(copied->tensors().size(), 2u);
+  for (const char* name : {"big", "small"}) {
+    const TensorInfo* a = mapped->find(name);
+    const TensorInfo* b = copied->find(name);
+    ASSERT_NE(b, nullptr) << name;
+    EXPECT_EQ(b->shape, a->shape) << name;
+    ASSERT_EQ(b->n_bytes, a->n_bytes) << name;
+    EXPECT_EQ(std::memcmp(a->data, b->data, a->n_bytes), 0) << name;
+    EXPECT_NE(b->data, a->data) << name;
+    // Both start the file on a page boundary (the copy on a 2 MiB one), so tensors keep their alignment.
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data) % 4096, reinterpret_cast<uintptr_t>(a->data) % 4096) << name;
+  }
+  EXPECT_FALSE(SafetensorsFile::open(tiny_path, WeightMemory::kHugePages)->in_huge_pages());
 }
 
 TEST(SafetensorsTest, WriterLayoutAlignedPaddedAndOrdered) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fmt/format.h>
 #include <vector>
 
+#include "core/error.h"
+#include "core/huge_pages.h"
 #include "kernels/cpu/matvec.h"
 #include "kernels/ops.h"
 
@@ -19,7 +22,15 @@ double median(std::vector<double> v) {
 
 BandwidthResult measure_bandwidth(Context& ctx, size_t bytes, int runs) {
   const size_t n = bytes / sizeof(float);
-  std::vector<float> a(n), b(n, 1.0f), c(n, 2.0f);
+  // Huge pages, as the inference weights (core/huge_pages.h): the bound is the memory, not the TLB.
+  HugePageRegion ra(n * sizeof(float)), rb(n * sizeof(float)), rc(n * sizeof(float));
+  if (!ra.data() || !rb.data() || !rc.data())
+    throw Error(fmt::format("bandwidth probe: cannot map 3 x {} bytes", n * sizeof(float)));
+  float* a = reinterpret_cast<float*>(ra.data());
+  float* b = reinterpret_cast<float*>(rb.data());
+  float* c = reinterpret_cast<float*>(rc.data());
+  std::fill_n(b, n, 1.0f);
+  std::fill_n(c, n, 2.0f);
   std::vector<double> reads, triads;
   std::vector<float> partial(ctx.n_threads);
   for (int r = 0; r < runs; ++r) {
@@ -28,7 +39,7 @@ BandwidthResult measure_bandwidth(Context& ctx, size_t bytes, int runs) {
       // A dot with a small vector that stays in L1 streams b once from memory (as a matvec does).
       partial[tid] = 0;
       const size_t block = 4096;
-      for (size_t i = lo; i < hi; i += block) partial[tid] += dot_f32(b.data() + i, c.data(), std::min(block, hi - i));
+      for (size_t i = lo; i < hi; i += block) partial[tid] += dot_f32(b + i, c, std::min(block, hi - i));
     });
     reads.push_back(bytes / (now() - t0) / 1e9);
     t0 = now();

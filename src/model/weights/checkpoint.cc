@@ -77,7 +77,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
 
 }  // namespace
 
-Checkpoint Checkpoint::open(const std::string& dir) {
+Checkpoint Checkpoint::open(const std::string& dir, WeightMemory memory) {
   Checkpoint ck;
   ck.dir_ = dir;
   const fs::path root(dir);
@@ -116,7 +116,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
           fmt::format("{}: no model.safetensors or model.safetensors.index.json", dir));
   }
 
-  for (const std::string& p : paths) ck.files_.push_back(SafetensorsFile::open(p));
+  for (const std::string& p : paths) ck.files_.push_back(SafetensorsFile::open(p, memory));
   for (const auto& f : ck.files_)
     for (const TensorInfo& t : f->tensors()) {
       if (is_ignored(t.name)) continue;

@@ -1,5 +1,5 @@
 // A HuggingFace checkpoint directory: config.json plus model.safetensors, or shards resolved through
-// model.safetensors.index.json's weight_map (MODEL-SPEC §2.1). Tensors stay memory-mapped.
+// model.safetensors.index.json's weight_map (MODEL-SPEC §2.1). Tensors stay memory-mapped or, for inference, are copied into huge pages (WeightMemory).
 #pragma once
 
 #include <memory>
@@ -15,7 +15,8 @@ class Checkpoint {
  public:
   // Opens every shard; throws CheckpointError naming the directory/file at fault
   // (no safetensors, index naming a missing shard, tensor missing from its shard, duplicate tensor).
-  static Checkpoint open(const std::string& dir);
+  // `memory`: where the shards' bytes live (see WeightMemory).
+  static Checkpoint open(const std::string& dir, WeightMemory memory = WeightMemory::kMapped);
 
   const std::string& dir() const { return dir_; }
   // nullptr when absent.

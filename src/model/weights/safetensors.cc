@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 
 namespace holdfast::model {
 
@@ -274,7 +275,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   return h;
 }
 
-std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, WeightMemory memory) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -304,6 +305,20 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   f->map_ = map;
   f->map_size_ = file_size;
   const auto* base = static_cast<const uint8_t*>(map);
+  // Copied only where huge pages exist, the file is big enough to span one, and it takes at most half
+  // of the available memory (else the page cache serves it as well as a copy would).
+  if (memory == WeightMemory::kHugePages && file_size >= (size_t(2) << 20) && transparent_huge_pages_enabled() &&
+      file_size <= mem_available_bytes() / 2) {
+    HugePageRegion copy(file_size);
+    if (copy.data()) {
+      std::memcpy(copy.data(), map, file_size);
+      copy.protect_read_only();
+      munmap(map, file_size);
+      f->map_ = nullptr;
+      f->copy_ = std::move(copy);
+      base = f->copy_.data();
+    }
+  }
 
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | base[i];  // little-endian u64

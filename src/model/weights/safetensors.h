@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 
 namespace holdfast::model {
 
@@ -47,10 +48,18 @@ struct SafetensorsHeader {
 SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_t data_size,
                                            const std::string& path);
 
+// Where an opened file's bytes live. kMapped: the read-only file mapping (page cache, 4 KiB pages).
+// kHugePages: copied into a HugePageRegion when the kernel has transparent huge pages, the file spans at
+// least one and takes at most half of MemAvailable (else mapped): inference streams the weights every
+// token, and decode reads them 10-45% faster from huge pages (core/huge_pages.h).
+enum class WeightMemory { kMapped, kHugePages };
+
 class SafetensorsFile {
  public:
-  // mmaps `path` read-only and validates it; throws CheckpointError naming the file.
-  static std::unique_ptr<SafetensorsFile> open(const std::string& path);
+  // mmaps `path` read-only (and copies it per `memory`) and validates it; throws CheckpointError naming
+  // the file.
+  static std::unique_ptr<SafetensorsFile> open(const std::string& path,
+                                               WeightMemory memory = WeightMemory::kMapped);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -59,12 +68,15 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(std::string_view name) const;  // nullptr when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Whether the bytes were copied into huge-page memory (WeightMemory::kHugePages and it fit).
+  bool in_huge_pages() const { return copy_.data() != nullptr; }
 
  private:
   SafetensorsFile() = default;
   std::string path_;
-  void* map_ = nullptr;
+  void* map_ = nullptr;  // the file mapping, unless the bytes were copied into copy_
   size_t map_size_ = 0;
+  HugePageRegion copy_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
