@@ -311,7 +311,13 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
       file_size <= mem_available_bytes() / 2) {
     HugePageRegion copy(file_size);
     if (copy.data()) {
-      std::memcpy(copy.data(), map, file_size);
+      // In 64 MiB pieces, each dropped from the mapping once copied: peak RSS stays the copy's size.
+      constexpr size_t kPiece = size_t(64) << 20;
+      for (size_t off = 0; off < file_size; off += kPiece) {
+        const size_t n = std::min(kPiece, file_size - off);
+        std::memcpy(copy.data() + off, static_cast<const uint8_t*>(map) + off, n);
+        madvise(static_cast<uint8_t*>(map) + off, n, MADV_DONTNEED);
+      }
       copy.protect_read_only();
       munmap(map, file_size);
       f->map_ = nullptr;
