@@ -140,7 +140,10 @@ TEST(SafetensorsTest, RoundTripEveryDtypeScalarAndZeroSize) {
 // (when the kernel has transparent huge pages; else the file stays mapped), and small files stay mapped.
 TEST(SafetensorsTest, HugePageCopyHoldsTheSameBytes) {
   TempDir dir;
-  const std::vector<uint8_t> big = random_bytes(size_t(5) << 20, 7), small = random_bytes(64, 8);
+  // Three 64 MiB copy pieces (the last partial), so more than one thread copies where there are cores.
+  std::vector<uint8_t> big((size_t(128) << 20) + 4099);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = uint8_t((i * 2654435761u) >> 13);
+  const std::vector<uint8_t> small = random_bytes(64, 8);
   SafetensorsWriter w;
   w.add("big", DType::kU8, {int64_t(big.size())}, big);
   w.add("small", DType::kF32, {16}, small);

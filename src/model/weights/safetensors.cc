@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <tuple>
 
 #include "core/error.h"
@@ -311,13 +313,23 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
       file_size <= mem_available_bytes() / 2) {
     HugePageRegion copy(file_size);
     if (copy.data()) {
-      // In 64 MiB pieces, each dropped from the mapping once copied: peak RSS stays the copy's size.
+      // In 64 MiB pieces, each dropped from the mapping once copied (peak RSS stays the copy's size),
+      // claimed by one thread per core: the kernel's zeroing of each new huge page is most of the cost.
       constexpr size_t kPiece = size_t(64) << 20;
-      for (size_t off = 0; off < file_size; off += kPiece) {
-        const size_t n = std::min(kPiece, file_size - off);
-        std::memcpy(copy.data() + off, static_cast<const uint8_t*>(map) + off, n);
-        madvise(static_cast<uint8_t*>(map) + off, n, MADV_DONTNEED);
-      }
+      const size_t n_pieces = (file_size + kPiece - 1) / kPiece;
+      std::atomic<size_t> next{0};
+      auto copy_pieces = [&] {
+        for (size_t p; (p = next.fetch_add(1)) < n_pieces;) {
+          const size_t off = p * kPiece, n = std::min(kPiece, file_size - off);
+          std::memcpy(copy.data() + off, static_cast<const uint8_t*>(map) + off, n);
+          madvise(static_cast<uint8_t*>(map) + off, n, MADV_DONTNEED);
+        }
+      };
+      std::vector<std::thread> helpers;
+      const size_t n_helpers = std::min<size_t>(n_pieces, std::max(1u, std::thread::hardware_concurrency())) - 1;
+      for (size_t i = 0; i < n_helpers; ++i) helpers.emplace_back(copy_pieces);
+      copy_pieces();
+      for (std::thread& t : helpers) t.join();
       copy.protect_read_only();
       munmap(map, file_size);
       f->map_ = nullptr;
