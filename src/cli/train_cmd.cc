@@ -175,7 +175,10 @@ void add_train_command(CLI::App& app) {
     fmt::print("{} at step {} of {} ({} -> {} this run) in {}: {} tokens/s, peak RSS {:.0f} MB\n",
                s.stopped ? "stopped" : "trained", s.step, s.steps, s.first_step, s.step, duration(s.elapsed_s),
                rate(s.tokens_per_s), s.peak_rss_mb);
-    fmt::print("main loss {:.4f} -> {:.4f} (mean of the last 10 steps)", s.first_loss, s.last_loss);
+    if (s.step > s.first_step)
+      fmt::print("main loss {:.4f} -> {:.4f} (mean of the last 10 steps)", s.first_loss, s.last_loss);
+    else  // resumed a finished run: no step to report a loss of
+      fmt::print("main loss: no steps this run");
     if (s.val_loss >= 0) fmt::print("; val_loss {:.4f}", s.val_loss);
     fmt::print("; unigram entropy of the training data {:.4f} nats", s.unigram_entropy);
     if (s.val_loss >= 0)
