@@ -9,10 +9,6 @@
 
 namespace holdfast {
 
-namespace {
-constexpr size_t kHugePage = size_t(2) << 20;
-}  // namespace
-
 bool transparent_huge_pages_enabled() {
   std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string line;  // e.g. "always [madvise] never": the bracketed word is the selection
@@ -33,12 +29,13 @@ uint64_t mem_available_bytes() {
 HugePageRegion::HugePageRegion(size_t bytes) {
   if (bytes == 0) return;
   // One extra huge page of slack so the data can start on a 2 MiB boundary (mmap only promises 4 KiB).
-  const size_t total = bytes + kHugePage;
+  const size_t total = bytes + kHugePageBytes;
   void* raw = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return;
   raw_ = raw;
   raw_size_ = total;
-  data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1));
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  data_ = reinterpret_cast<uint8_t*>((start + kHugePageBytes - 1) & ~(kHugePageBytes - 1));
   size_ = bytes;
   madvise(data_, bytes, MADV_HUGEPAGE);  // advice only: without huge pages the region still works
 }

@@ -1,12 +1,14 @@
 // Anonymous memory on 2 MiB transparent huge pages. Decode streams ~100 MB of weights per token: with
-// 4 KiB pages that is a TLB miss every 4 KiB, and on a 2-core Zen 5 VM the weights read 10-45% faster
-// from huge pages (so does the bandwidth probe, which must measure the same memory to be a fair bound).
+// 4 KiB pages that is a TLB miss every 4 KiB, and on a 2-core Zen 5 VM decode ran 10-30% faster from huge
+// pages (the bandwidth probe, which must measure the same memory to be a fair bound, read ~40% faster).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 namespace holdfast {
+
+inline constexpr size_t kHugePageBytes = size_t(2) << 20;
 
 // Whether the kernel hands out transparent huge pages on request
 // (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise", not "never").

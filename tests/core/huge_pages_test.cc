@@ -13,7 +13,7 @@ TEST(HugePageRegion, ZeroFilledAlignedWritableAndMovable) {
   HugePageRegion r(bytes);
   ASSERT_NE(r.data(), nullptr);
   EXPECT_EQ(r.size(), bytes);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(r.data()) % (size_t(2) << 20), 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r.data()) % kHugePageBytes, 0u);
   EXPECT_TRUE(std::all_of(r.data(), r.data() + bytes, [](uint8_t v) { return v == 0; }));
   r.data()[0] = 1;
   r.data()[bytes - 1] = 2;

@@ -1,5 +1,6 @@
 // A HuggingFace checkpoint directory: config.json plus model.safetensors, or shards resolved through
-// model.safetensors.index.json's weight_map (MODEL-SPEC §2.1). Tensors stay memory-mapped or, for inference, are copied into huge pages (WeightMemory).
+// model.safetensors.index.json's weight_map (MODEL-SPEC §2.1). Tensors stay memory-mapped or, for inference,
+// are copied into huge pages (WeightMemory).
 #pragma once
 
 #include <memory>

@@ -277,6 +277,38 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
   return h;
 }
 
+namespace {
+
+// The file mapping `map` copied into a read-only HugePageRegion, or an empty region (the mapping stays)
+// unless huge pages exist, the file spans one, and it takes at most half of the available memory (else the
+// page cache serves it as well as a copy would). In 64 MiB pieces, each dropped from the mapping once
+// copied (peak RSS stays the copy's size), claimed by one thread per core: the kernel's zeroing of each
+// new huge page is most of the cost.
+HugePageRegion copy_to_huge_pages(void* map, size_t size) {
+  if (size < kHugePageBytes || !transparent_huge_pages_enabled() || size > mem_available_bytes() / 2) return {};
+  HugePageRegion copy(size);
+  if (!copy.data()) return copy;
+  constexpr size_t kPiece = size_t(64) << 20;
+  const size_t n_pieces = (size + kPiece - 1) / kPiece;
+  std::atomic<size_t> next{0};
+  auto copy_pieces = [&] {
+    for (size_t p; (p = next.fetch_add(1)) < n_pieces;) {
+      const size_t off = p * kPiece, n = std::min(kPiece, size - off);
+      std::memcpy(copy.data() + off, static_cast<const uint8_t*>(map) + off, n);
+      madvise(static_cast<uint8_t*>(map) + off, n, MADV_DONTNEED);
+    }
+  };
+  std::vector<std::thread> helpers;
+  const size_t n_helpers = std::min<size_t>(n_pieces, std::max(1u, std::thread::hardware_concurrency())) - 1;
+  for (size_t i = 0; i < n_helpers; ++i) helpers.emplace_back(copy_pieces);
+  copy_pieces();
+  for (std::thread& t : helpers) t.join();
+  copy.protect_read_only();
+  return copy;
+}
+
+}  // namespace
+
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, WeightMemory memory) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
@@ -307,33 +339,11 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
   f->map_ = map;
   f->map_size_ = file_size;
   const auto* base = static_cast<const uint8_t*>(map);
-  // Copied only where huge pages exist, the file is big enough to span one, and it takes at most half
-  // of the available memory (else the page cache serves it as well as a copy would).
-  if (memory == WeightMemory::kHugePages && file_size >= (size_t(2) << 20) && transparent_huge_pages_enabled() &&
-      file_size <= mem_available_bytes() / 2) {
-    HugePageRegion copy(file_size);
-    if (copy.data()) {
-      // In 64 MiB pieces, each dropped from the mapping once copied (peak RSS stays the copy's size),
-      // claimed by one thread per core: the kernel's zeroing of each new huge page is most of the cost.
-      constexpr size_t kPiece = size_t(64) << 20;
-      const size_t n_pieces = (file_size + kPiece - 1) / kPiece;
-      std::atomic<size_t> next{0};
-      auto copy_pieces = [&] {
-        for (size_t p; (p = next.fetch_add(1)) < n_pieces;) {
-          const size_t off = p * kPiece, n = std::min(kPiece, file_size - off);
-          std::memcpy(copy.data() + off, static_cast<const uint8_t*>(map) + off, n);
-          madvise(static_cast<uint8_t*>(map) + off, n, MADV_DONTNEED);
-        }
-      };
-      std::vector<std::thread> helpers;
-      const size_t n_helpers = std::min<size_t>(n_pieces, std::max(1u, std::thread::hardware_concurrency())) - 1;
-      for (size_t i = 0; i < n_helpers; ++i) helpers.emplace_back(copy_pieces);
-      copy_pieces();
-      for (std::thread& t : helpers) t.join();
-      copy.protect_read_only();
+  if (memory == WeightMemory::kHugePages) {
+    f->copy_ = copy_to_huge_pages(map, file_size);
+    if (f->copy_.data()) {
       munmap(map, file_size);
       f->map_ = nullptr;
-      f->copy_ = std::move(copy);
       base = f->copy_.data();
     }
   }

@@ -51,7 +51,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
 // Where an opened file's bytes live. kMapped: the read-only file mapping (page cache, 4 KiB pages).
 // kHugePages: copied into a HugePageRegion when the kernel has transparent huge pages, the file spans at
 // least one and takes at most half of MemAvailable (else mapped): inference streams the weights every
-// token, and decode reads them 10-45% faster from huge pages (core/huge_pages.h).
+// token, and decode ran 10-30% faster from huge pages (core/huge_pages.h).
 enum class WeightMemory { kMapped, kHugePages };
 
 class SafetensorsFile {
