@@ -62,7 +62,8 @@ struct Case {
   int64_t n, rows, cols;
 };
 
-void check_kernel(const QuantWeight& qw, int64_t n, bool accumulate, Context& ctx, Rng& rng) {
+// unsigned_q8: the target sums Q8 levels + 128 (VNNI), whose rounding scales with the offset term.
+void check_kernel(const QuantWeight& qw, int64_t n, bool accumulate, Context& ctx, Rng& rng, bool unsigned_q8) {
   const WeightRef w = qw.ref();
   const int64_t ldx = w.cols + 1, ldy = w.rows + 3;  // strided, misaligned rows of x and y
   std::vector<float> x(n * ldx), xd(n * w.cols), y(n * ldy);
@@ -76,7 +77,7 @@ void check_kernel(const QuantWeight& qw, int64_t n, bool accumulate, Context& ct
   matmul(ctx, x.data(), n, w, y.data(), accumulate, ldx, ldy);
 
   std::vector<double> emu(n * w.rows), mag(n * w.rows), exact(n * w.rows), bound(n * w.rows);
-  ref::quant_matmul_emulated(w, xd.data(), n, emu.data(), mag.data());
+  ref::quant_matmul_emulated(w, xd.data(), n, emu.data(), mag.data(), unsigned_q8);
   ref::quant_matmul_exact(w, xd.data(), n, exact.data());
   ref::quant_act_error_bound(w, xd.data(), n, bound.data());
   for (int64_t t = 0; t < n; ++t)
@@ -107,7 +108,7 @@ TEST(Quant, KernelsMatchReferenceOnEveryTarget) {
     for (DType dt : {DType::kQ8, DType::kQ4})
       for (const Case& c : cases) {
         const QuantWeight w = make_weight(dt, c.rows, c.cols, rng, c.cols % 3);
-        for (bool acc : {false, true}) check_kernel(w, c.n, acc, ctx, rng);
+        for (bool acc : {false, true}) check_kernel(w, c.n, acc, ctx, rng, name == "AVX3_DL");
       }
   }
   force_simd_target(0);
@@ -147,7 +148,8 @@ TEST(Quant, RowSliceAndSingleThread) {
     for (auto& v : x) v = float(rng.normal());
     matmul(ctx, x.data(), 1, slice, y.data());
     std::vector<double> emu(40), mag(40);
-    ref::quant_matmul_emulated(qw.ref(), x.data(), 1, emu.data(), mag.data());
+    ref::quant_matmul_emulated(qw.ref(), x.data(), 1, emu.data(), mag.data(),
+                               quant_kernel_targets().front().second == "AVX3_DL");
     for (int64_t r = 0; r < 20; ++r) ASSERT_NEAR(y[r], emu[13 + r], kEmuRelTol * mag[13 + r] + 1e-30) << r;
   }
 }

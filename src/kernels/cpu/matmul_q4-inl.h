@@ -2,7 +2,8 @@
 // Σ w·x = d_w·(d_x·Σ q·q_x − 8·d_x·Σ q_x) with unsigned nibbles q; the second term is the activation's
 // precomputed `corr`, applied once per group of blocks. A vector step of VB bytes unpacks VB/16 blocks
 // into low / high nibbles, whose matching activations sit at fixed offsets (quant_act.h).
-// Up to 4 activation rows share each weight load (batched decode).
+// Tiles of 4 accumulators (weight rows × activation rows: 4×1 for decode, 2×2, 1×3, 1×4) share loads;
+// single-row decode was bound by each row's reduction and loads at 49 GB/s in cache, 59-69 as 4×1.
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -43,8 +44,12 @@ void Q4Rows(const QuantMatArgs& p, int64_t t0) {
   }
 }
 #else
-template <int NX>
-void Q4Rows(const QuantMatArgs& p, int64_t t0) {
+// Rows [r, r + NR) × activation rows [t0, t0 + NX): one accumulator per pair, so every weight load
+// serves NX rows and every activation load NR rows, and the sums reduce four at a time. Each pair
+// sees the same operations in the same order whatever the tile, so a row's result does not depend
+// on how many rows share the call (Rows::kIndependent).
+template <int NR, int NX>
+HWY_INLINE void Q4Tile(const QuantMatArgs& p, int64_t r, int64_t t0) {
   constexpr size_t VB = kQuantVecBytes;
   const hn::FixedTag<int8_t, VB> di8;
   const hn::FixedTag<uint8_t, VB> du8;
@@ -55,6 +60,7 @@ void Q4Rows(const QuantMatArgs& p, int64_t t0) {
   constexpr int64_t kStepBlocks = VB / 16;        // blocks per vector step
   constexpr int kSteps = int(kGroup / kStepBlocks);  // 4
   static_assert(kSteps == 4);
+  constexpr int kPairs = NR * NX;
 
   // Step k of a group: the 16-byte segment j = i/4 of lane i is block k·VB/16 + j.
   using Idx = decltype(hn::SetTableIndices(df, static_cast<const int32_t*>(nullptr)));
@@ -75,44 +81,54 @@ void Q4Rows(const QuantMatArgs& p, int64_t t0) {
   }
   const auto mask = hn::Set(du8, uint8_t(0x0F));
   const int64_t nb = p.nb;
-  for (int64_t r = p.r0; r < p.r1; ++r) {
-    const uint8_t* HWY_RESTRICT w = static_cast<const uint8_t*>(p.wq) + r * nb * 16;
-    const auto* HWY_RESTRICT s = reinterpret_cast<const hwy::float16_t*>(p.ws) + r * nb;
-    VF acc0[NX], acc1[NX], cacc[NX];
-    for (int t = 0; t < NX; ++t) acc0[t] = acc1[t] = cacc[t] = hn::Zero(df);
-    auto step = [&](int64_t blk, const Idx& ix, VF* acc, const VF* sc) {
-      const auto v = hn::LoadU(du8, w + blk * 16);
-      const auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
-      const int64_t off = Q4ActOffset(blk);
+  const uint8_t* HWY_RESTRICT w[NR];
+  const hwy::float16_t* HWY_RESTRICT s[NR];
+  for (int i = 0; i < NR; ++i) {
+    w[i] = static_cast<const uint8_t*>(p.wq) + (r + i) * nb * 16;
+    s[i] = reinterpret_cast<const hwy::float16_t*>(p.ws) + (r + i) * nb;
+  }
+  VF acc[kPairs];
+  for (int j = 0; j < kPairs; ++j) acc[j] = hn::Zero(df);
+  for (int64_t b = 0; b < nb; b += kGroup) {
+    const int64_t gb = std::min(kGroup, nb - b);  // a multiple of 4 (rows are padded to 128)
+    VF sc[kPairs];
+    for (int i = 0; i < NR; ++i) {
+      hwy::Prefetch(s[i] + b + kPrefetchBytes / 8);
+      const VF wsc = LoadBlockScales(df, s[i] + b, gb);
       for (int t = 0; t < NX; ++t) {
-        auto d = DotU8I8(di32, hn::Zero(di32), lo, hn::LoadU(di8, xq[t] + off));
-        d = DotU8I8(di32, d, hi, hn::LoadU(di8, xq[t] + off + 64));
-        acc[t] = hn::MulAdd(hn::ConvertTo(df, d), hn::TableLookupLanes(sc[t], ix), acc[t]);
+        sc[i * NX + t] = hn::Mul(wsc, hn::LoadU(df, xsc[t] + b));
+        acc[i * NX + t] = hn::NegMulAdd(wsc, hn::LoadU(df, xcorr[t] + b), acc[i * NX + t]);
       }
-    };
-    for (int64_t b = 0; b < nb; b += kGroup) {
-      const int64_t gb = std::min(kGroup, nb - b);  // a multiple of 4 (rows are padded to 128)
-      const VF wsc = LoadBlockScales(df, s + b, gb);
-      VF sc[NX];
-      for (int t = 0; t < NX; ++t) {
-        sc[t] = hn::Mul(wsc, hn::LoadU(df, xsc[t] + b));
-        cacc[t] = hn::MulAdd(wsc, hn::LoadU(df, xcorr[t] + b), cacc[t]);
-      }
-      const int steps = int(gb / kStepBlocks);
-      int k = 0;
-      for (; k + 1 < steps; k += 2) {
-        step(b + k * kStepBlocks, idx[k], acc0, sc);
-        step(b + (k + 1) * kStepBlocks, idx[k + 1], acc1, sc);
-      }
-      if (k < steps) step(b + k * kStepBlocks, idx[k], acc0, sc);
     }
-    for (int t = 0; t < NX; ++t) {
-      const float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0[t], acc1[t]))) -
-                        hn::GetLane(hn::SumOfLanes(df, cacc[t]));
-      float& y = p.y[(t0 + t) * p.ldy + r];
-      y = p.accumulate ? y + sum : sum;
+    const int steps = int(gb / kStepBlocks);
+    for (int k = 0; k < steps; ++k) {
+      const int64_t blk = b + k * kStepBlocks, off = Q4ActOffset(blk);
+      hn::Vec<decltype(du8)> lo[NR], hi[NR];
+      for (int i = 0; i < NR; ++i) {
+        hwy::Prefetch(w[i] + blk * 16 + kPrefetchBytes);
+        const auto v = hn::LoadU(du8, w[i] + blk * 16);
+        lo[i] = hn::And(v, mask);
+        hi[i] = hn::ShiftRight<4>(v);
+      }
+      for (int t = 0; t < NX; ++t) {
+        const auto xl = hn::LoadU(di8, xq[t] + off), xh = hn::LoadU(di8, xq[t] + off + 64);
+        for (int i = 0; i < NR; ++i) {
+          const auto d = DotU8I8(di32, DotU8I8(di32, hn::Zero(di32), lo[i], xl), hi[i], xh);
+          acc[i * NX + t] = hn::MulAdd(hn::ConvertTo(df, d), hn::TableLookupLanes(sc[i * NX + t], idx[k]),
+                                       acc[i * NX + t]);
+        }
+      }
     }
   }
+  StoreTileSums<NR, NX>(df, acc, p.y + t0 * p.ldy + r, p.ldy, p.accumulate);
+}
+
+template <int NX>
+void Q4Rows(const QuantMatArgs& p, int64_t t0) {
+  constexpr int NR = 4 / NX;  // 4 accumulators: 4 weight rows × 1, 2 × 2, 1 × 3 or 1 × 4 activation rows
+  int64_t r = p.r0;
+  for (; r + NR <= p.r1; r += NR) Q4Tile<NR, NX>(p, r, t0);
+  for (; r < p.r1; ++r) Q4Tile<1, NX>(p, r, t0);
 }
 #endif
 

@@ -62,8 +62,8 @@ void QuantizeActs(DType wtype, const float* x, int64_t n, int64_t cols, int64_t 
       int32_t sum = 0;
       const float d = QuantizeBlock(xt + c0, m, q8 ? qt + c0 : block, sum);
       out.scale[t * ss + b] = d;
+      out.corr[t * ss + b] = (q8 ? 128.0f : 8.0f) * d * float(sum);
       if (q8) continue;
-      out.corr[t * ss + b] = 8.0f * d * float(sum);
       // Group g = b/4 covers q[128g, 128g+128): lows at 16·(b%4), highs at 64 + 16·(b%4).
       int8_t* g = qt + (b / 4) * 128 + (b % 4) * 16;
       std::copy_n(block, 16, g);
@@ -104,9 +104,8 @@ void quantize_acts(DType wtype, const float* x, int64_t n, int64_t cols, int64_t
   if (wtype == DType::kQ8) {
     out.absq.resize(n * out.q_stride());
     out.sign.resize(n * out.q_stride());
-  } else {
-    out.corr.assign(n * out.s_stride(), 0.0f);
   }
+  out.corr.assign(n * out.s_stride(), 0.0f);
   HWY_DYNAMIC_DISPATCH(QuantizeActs)(wtype, x, n, cols, ldx, out);
 }
 

@@ -15,7 +15,8 @@ namespace holdfast::kernels {
 constexpr int64_t kQuantActPad = 16;
 
 // Activation block b of a row: d = amax/127, q = round(x · (127/amax)) in [-127, 127], so x ≈ d·q.
-// Q8 weights: q in natural order, plus |q| (u8) and sign masks (0 or -1) for the u8·i8 products.
+// Q8 weights: q in natural order, plus |q| (u8) and sign masks (0 or -1) for the u8·i8 products of
+// targets without VNNI; corr[b] = 128·d·Σq folds the +128 that makes the weights unsigned with VNNI.
 // Q4 weights: q permuted per group of 4 blocks (128 values): the 4 blocks' elements 0..15, then their
 // elements 16..31, matching the low / high nibbles of 64 consecutive Q4 weight bytes; corr[b] =
 // 8·d·Σq folds the weights' −8 offset.
@@ -26,7 +27,7 @@ struct QuantActs {
   std::vector<uint8_t> absq; // [n, nb·32] (Q8)
   std::vector<int8_t> sign;  // [n, nb·32] (Q8)
   std::vector<float> scale;  // [n, nb + kQuantActPad]
-  std::vector<float> corr;   // [n, nb + kQuantActPad] (Q4)
+  std::vector<float> corr;   // [n, nb + kQuantActPad]
 
   int64_t q_stride() const { return nb * 32; }
   int64_t s_stride() const { return nb + kQuantActPad; }

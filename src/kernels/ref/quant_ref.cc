@@ -52,7 +52,7 @@ void quant_matmul_exact(const WeightRef& w, const float* x, int64_t n, double* y
   }
 }
 
-void quant_matmul_emulated(const WeightRef& w, const float* x, int64_t n, double* y, double* mag) {
+void quant_matmul_emulated(const WeightRef& w, const float* x, int64_t n, double* y, double* mag, bool unsigned_q8) {
   const int64_t nb = quant_row_blocks(w.cols);
   std::vector<int> xq(n * nb * kB, 0);
   std::vector<double> xd(n * nb, 0);
@@ -77,11 +77,11 @@ void quant_matmul_emulated(const WeightRef& w, const float* x, int64_t n, double
         const double term = d[b] * xd[t * nb + b] * double(isum);
         s += term;
         m += std::fabs(term);
-        if (w.dtype == DType::kQ4) {  // the kernels' unsigned sum and offset term, each rounded
-          int64_t xs = 0;
-          for (int64_t j = 0; j < kB; ++j) xs += xq[t * nb * kB + b * kB + j];
-          m += 2 * std::fabs(8.0 * d[b] * xd[t * nb + b] * double(xs));
-        }
+        // The kernels' unsigned sums and offset terms, each rounded.
+        const double offset = w.dtype == DType::kQ4 ? 8.0 : unsigned_q8 ? 128.0 : 0.0;
+        int64_t xs = 0;
+        for (int64_t j = 0; j < kB; ++j) xs += xq[t * nb * kB + b * kB + j];
+        m += 2 * std::fabs(offset * d[b] * xd[t * nb + b] * double(xs));
       }
       y[t * w.rows + r] = s;
       if (mag) mag[t * w.rows + r] = m;
