@@ -17,6 +17,7 @@
 #define HWY_TARGET_INCLUDE "kernels/cpu/latent_attention.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/cache_control.h>
 #include <hwy/contrib/math/math-inl.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -199,6 +200,11 @@ HWY_EXPORT(FloatLanes);
 HWY_EXPORT(AttendBlock);
 HWY_EXPORT(MergeBlocks);
 
+void prefetch_first_block(const void* rows, int64_t n_kv, int64_t row_bytes) {
+  const int64_t bytes = std::min(n_kv, kLatentKeysPerBlock) * row_bytes;
+  for (int64_t i = 0; i < bytes; i += 64) hwy::Prefetch(static_cast<const char*>(rows) + i);
+}
+
 void latent_attention_blocks(Context& ctx, int64_t nh, int64_t nhp, int64_t lanes, int64_t n_kv, int64_t r,
                              int64_t scratch_floats, const LatentBlockFn& attend, float* out) {
   const int64_t n_blocks = (n_kv + kLatentKeysPerBlock - 1) / kLatentKeysPerBlock;
@@ -246,6 +252,7 @@ void latent_attention_decode(Context& ctx, const float* q, int64_t nh, const flo
     std::fill(out, out + nh * r, 0.0f);
     return;
   }
+  prefetch_first_block(cache, n_kv, width * int64_t(sizeof(float)));
   const int64_t lanes = HWY_DYNAMIC_DISPATCH(FloatLanes)(), nhp = (nh + lanes - 1) / lanes * lanes;
   std::vector<float> qt(width * nhp, 0.0f);  // padded heads score 0 and are never read back
   for (int64_t h = 0; h < nh; ++h)

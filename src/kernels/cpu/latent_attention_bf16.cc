@@ -209,6 +209,7 @@ void latent_attention_decode_bf16(Context& ctx, const float* q, int64_t nh, cons
     return;
   }
   const int64_t ld = bf16_cache_stride(width), nhp = (nh + kLanes - 1) / kLanes * kLanes;
+  prefetch_first_block(cache, n_kv, ld * int64_t(sizeof(uint16_t)));
   std::vector<int32_t> qt(ld / 2 * nhp, 0);  // BF16 pairs [pair, nhp]; padded heads score 0
   for (int64_t h = 0; h < nh; ++h)
     for (int64_t c = 0; c < width; c += 2) {
