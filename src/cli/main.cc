@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/heap.h"
 #include "kernels/blas_core.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
     setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
     execv("/proc/self/exe", argv);
   }
+  holdfast::keep_freed_memory_in_heap();
   CLI::App app{"holdfast: train, run and serve DeepSeek-architecture MoE models on the hardware you have"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for all subcommands");

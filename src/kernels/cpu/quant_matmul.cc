@@ -1,6 +1,5 @@
-// matmul for Q8 / Q4 weights with few activation rows (decode, batched decode): quantize the rows
-// once, then split the output rows over the thread pool. Larger batches are handled by ops.cc, which
-// dequantizes panels of weight rows to F32 for OpenBLAS.
+// matmul for Q8 / Q4 weights, any number of activation rows (decode, batched decode, prefill):
+// quantize the rows once, then split the output rows over the thread pool.
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/quant.h"
 
