@@ -9,8 +9,8 @@ KL divergence with the source model's next-token distribution.
 Tokens: with DIR/tokenizer.json the text is tokenized by `holdfast tokenize`; otherwise its UTF-8 bytes
 are the ids (byte + 3, so below most vocabularies). The text defaults to this repository's docs and
 README (held out: no holdfast model is trained on them). Windows are taken from the end of the stream.
-`--decode` feeds the tokens one at a time (`holdfast logits --decode`), so every product runs on the
-int8 decode kernels, as in `generate` and `serve`; without it prefill-sized products dequantize to F32.
+`--decode` feeds the tokens one at a time (`holdfast logits --decode`), as `generate` and `serve` decode;
+without it each window runs as one prefill. Both take the int8 kernels for every Q8 / Q4 product.
 On random weights perplexity is near the vocabulary size for every dtype and only the agreement and
 KL numbers say much; on a trained model all three do.
 Prints a table and one JSON line per dtype (and writes them to --json).

@@ -33,7 +33,9 @@ SRC = os.environ.get("HOLDFAST_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE
 BIN = os.environ.get("HOLDFAST_BIN", os.path.join(SRC, "build", "holdfast"))
 CONFIGS = ["tiny_v2lite", "tiny_v3", "tiny_mixed"]
 KERNEL_TOL = 0.06  # ~0.5% int8 rounding per product, compounded over ~20 projections of random layers
-KERNEL_FLIPS = 2  # positions allowed over KERNEL_TOL: a near-tie in a router can flip an expert
+# Share of positions allowed over KERNEL_TOL (2 of 12): a near-tie in a router can flip an expert. Every
+# Q8 / Q4 product, prefill included, takes the int8 kernels, so the 12-token prompts see as many flips.
+KERNEL_FLIP_SHARE = 1 / 6
 Q8_TOL = 0.05
 Q8_TOP1 = 0.75
 TOKENS_6 = "1,5,9,33,7,2;4,4,90,11,2,3"
@@ -187,7 +189,7 @@ def compare_kernel(name: str, qdir: str, deqdir: str, tmp: str) -> None:
         med, n_over = float(np.median(per_pos)), int((per_pos > KERNEL_TOL).sum())
         print(f"  {name} {mla} S={a.shape[1]}: vs dequantized F32 per-position rel median {med:.4f}, "
               f"max {per_pos.max():.4f}, {n_over} of {per_pos.size} over {KERNEL_TOL}")
-        if not (med <= KERNEL_TOL / 2 and n_over <= KERNEL_FLIPS):
+        if not (med <= KERNEL_TOL / 2 and n_over <= KERNEL_FLIP_SHARE * per_pos.size):
             fail(f"{name} {mla} S={a.shape[1]}: kernels differ from the dequantized model: median {med:.4f}, "
                  f"{n_over} positions over {KERNEL_TOL}")
 
