@@ -306,6 +306,37 @@ TEST(Quant, MatmulManyEqualsSeparateCalls) {
   }
 }
 
+// One-row products whose rows of x lie back to back (the per-head value expansion: head h reads o_lat +
+// h·r) share one quantization of those rows; each output keeps the bits of its own matmul call, and a
+// product breaking the run (another x, another dtype) still gets its own.
+TEST(Quant, MatmulManyBackToBackRowsEqualSeparateCalls) {
+  Rng rng(35);
+  const QuantWeight q4 = make_weight(DType::kQ4, 64 * 5, 256, rng), q8 = make_weight(DType::kQ8, 64, 256, rng);
+  std::vector<float> x(7 * 256);
+  for (auto& v : x) v = float(rng.normal());
+  // Heads 0-3 back to back, then a Q8 product on row 4, a Q4 one on row 6 (a gap), one on row 0 again.
+  const std::vector<std::pair<WeightRef, int64_t>> prods = {
+      {q4.ref().row_slice(0, 64), 0},   {q4.ref().row_slice(64, 64), 1}, {q4.ref().row_slice(128, 64), 2},
+      {q4.ref().row_slice(192, 64), 3}, {q8.ref(), 4},                   {q4.ref().row_slice(256, 64), 6},
+      {q4.ref().row_slice(0, 64), 0}};
+  for (const int threads : {1, 2}) {
+    Context ctx(threads);
+    std::vector<std::vector<float>> got(prods.size()), want(prods.size());
+    std::vector<MatmulJob> jobs;
+    for (size_t i = 0; i < prods.size(); ++i) {
+      got[i].assign(64, 0.25f);
+      want[i] = got[i];
+      jobs.push_back({.x = x.data() + prods[i].second * 256, .n = 1, .w = prods[i].first, .y = got[i].data()});
+    }
+    matmul_many(ctx, jobs, Rows::kIndependent);
+    for (size_t i = 0; i < prods.size(); ++i) {
+      matmul(ctx, x.data() + prods[i].second * 256, 1, prods[i].first, want[i].data(), false, 0, 0,
+             Rows::kIndependent);
+      ASSERT_EQ(got[i], want[i]) << "product " << i << " threads " << threads;
+    }
+  }
+}
+
 // matmul_nn_many (Q8 / Q4 / F32 / BF16 slices, strided x and y as in the per-head query absorption)
 // gives each output the bits of its own matmul_nn call, on 1 and 2 threads.
 TEST(Quant, MatmulNnManyEqualsSeparateCalls) {

@@ -26,9 +26,9 @@ void Q4Rows(const QuantMatArgs& p, int64_t t0) {
   for (int64_t r = p.r0; r < p.r1; ++r) {
     const uint8_t* w = static_cast<const uint8_t*>(p.wq) + r * p.nb * 16;
     for (int t = 0; t < NX; ++t) {
-      const int8_t* x = a.q.data() + (t0 + t) * a.q_stride();
-      const float* xs = a.scale.data() + (t0 + t) * a.s_stride();
-      const float* xc = a.corr.data() + (t0 + t) * a.s_stride();
+      const int8_t* x = a.q.data() + (p.act0 + t0 + t) * a.q_stride();
+      const float* xs = a.scale.data() + (p.act0 + t0 + t) * a.s_stride();
+      const float* xc = a.corr.data() + (p.act0 + t0 + t) * a.s_stride();
       float sum = 0, corr = 0;
       for (int64_t b = 0; b < p.nb; ++b) {
         const int8_t* xb = x + Q4ActOffset(b);
@@ -75,9 +75,9 @@ HWY_INLINE void Q4Tile(const QuantMatArgs& p, int64_t r, int64_t t0) {
   const float* xsc[NX];
   const float* xcorr[NX];
   for (int t = 0; t < NX; ++t) {
-    xq[t] = a.q.data() + (t0 + t) * a.q_stride();
-    xsc[t] = a.scale.data() + (t0 + t) * a.s_stride();
-    xcorr[t] = a.corr.data() + (t0 + t) * a.s_stride();
+    xq[t] = a.q.data() + (p.act0 + t0 + t) * a.q_stride();
+    xsc[t] = a.scale.data() + (p.act0 + t0 + t) * a.s_stride();
+    xcorr[t] = a.corr.data() + (p.act0 + t0 + t) * a.s_stride();
   }
   const auto mask = hn::Set(du8, uint8_t(0x0F));
   const int64_t nb = p.nb;
@@ -161,7 +161,7 @@ void DequantRowQ4(const void* q, const uint16_t* s, int64_t cols, float* HWY_RES
 }
 
 void MatmulQ4Rows(const QuantMatArgs& p) {
-  const int64_t n = p.acts->n;
+  const int64_t n = p.n_acts >= 0 ? p.n_acts : p.acts->n - p.act0;
   for (int64_t t0 = 0; t0 < n; t0 += 4) {
     switch (std::min<int64_t>(4, n - t0)) {
       case 1: Q4Rows<1>(p, t0); break;

@@ -23,8 +23,8 @@ void Q8Rows(const QuantMatArgs& p, int64_t t0) {
   for (int64_t r = p.r0; r < p.r1; ++r) {
     const int8_t* w = static_cast<const int8_t*>(p.wq) + r * p.nb * 32;
     for (int t = 0; t < NX; ++t) {
-      const int8_t* x = a.q.data() + (t0 + t) * a.q_stride();
-      const float* xs = a.scale.data() + (t0 + t) * a.s_stride();
+      const int8_t* x = a.q.data() + (p.act0 + t0 + t) * a.q_stride();
+      const float* xs = a.scale.data() + (p.act0 + t0 + t) * a.s_stride();
       float sum = 0;
       for (int64_t b = 0; b < p.nb; ++b) {
         int32_t s = 0;
@@ -70,11 +70,11 @@ HWY_INLINE void Q8Tile(const QuantMatArgs& p, int64_t r, int64_t t0) {
   const float* xsc[NX];
   const float* xcorr[NX];
   for (int t = 0; t < NX; ++t) {
-    xq[t] = a.q.data() + (t0 + t) * a.q_stride();
-    xabs[t] = a.absq.data() + (t0 + t) * a.q_stride();
-    xsgn[t] = a.sign.data() + (t0 + t) * a.q_stride();
-    xsc[t] = a.scale.data() + (t0 + t) * a.s_stride();
-    xcorr[t] = a.corr.data() + (t0 + t) * a.s_stride();
+    xq[t] = a.q.data() + (p.act0 + t0 + t) * a.q_stride();
+    xabs[t] = a.absq.data() + (p.act0 + t0 + t) * a.q_stride();
+    xsgn[t] = a.sign.data() + (p.act0 + t0 + t) * a.q_stride();
+    xsc[t] = a.scale.data() + (p.act0 + t0 + t) * a.s_stride();
+    xcorr[t] = a.corr.data() + (p.act0 + t0 + t) * a.s_stride();
   }
   const int64_t nb = p.nb;
   const int8_t* HWY_RESTRICT w[NR];
@@ -160,7 +160,7 @@ void DequantRowQ8(const void* q, const uint16_t* s, int64_t cols, float* HWY_RES
 }
 
 void MatmulQ8Rows(const QuantMatArgs& p) {
-  const int64_t n = p.acts->n;
+  const int64_t n = p.n_acts >= 0 ? p.n_acts : p.acts->n - p.act0;
   for (int64_t t0 = 0; t0 < n; t0 += 4) {
     switch (std::min<int64_t>(4, n - t0)) {
       case 1: Q8Rows<1>(p, t0); break;

@@ -12,13 +12,15 @@
 
 namespace holdfast::kernels {
 
-// y[t·ldy + r] (+)= Σ_c W[r, c] · x_t[c] for output rows r in [r0, r1) and every activation row t of
-// `acts`, with W's quants `wq` [rows, quant_row_bytes] and F16 scales `ws` [rows, nb].
+// y[t·ldy + r] (+)= Σ_c W[r, c] · x_{act0 + t}[c] for output rows r in [r0, r1) and activation rows
+// act0 + t of `acts`, t < n_acts (-1: all from act0), with W's quants `wq` [rows, quant_row_bytes] and F16
+// scales `ws` [rows, nb].
 struct QuantMatArgs {
   const void* wq = nullptr;
   const uint16_t* ws = nullptr;
   int64_t nb = 0;
   const QuantActs* acts = nullptr;
+  int64_t act0 = 0, n_acts = -1;
   int64_t r0 = 0, r1 = 0;
   float* y = nullptr;
   int64_t ldy = 0;
