@@ -378,6 +378,11 @@ void matmul_nn(Context& ctx, const float* x, int64_t n, const WeightRef& w, floa
   else ctx.pool.parallel_for(size_t(n_chunks), [&](size_t c0, size_t c1, int) { run(c0, c1); });
 }
 
+// Columns per work unit of matmul_nn_many: 4 Q8 / Q4 blocks, so the in-place kernel keeps 8 independent
+// accumulators (with 64 columns, 4 FMA chains of 64 rows each made decode's per-head query absorption
+// latency-bound).
+constexpr int64_t kNnUnitColumns = 2 * kNnColumnAlign;
+
 void matmul_nn_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
   struct Unit {
     size_t job;
@@ -392,8 +397,8 @@ void matmul_nn_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
       continue;
     }
     js.push_back(nn_job(b.x, b.n, b.w, b.y, b.ldx, b.ldy));
-    for (int64_t c = 0; c < b.w.cols; c += kNnColumnAlign)
-      units.push_back({js.size() - 1, c, std::min(c + kNnColumnAlign, b.w.cols)});
+    for (int64_t c = 0; c < b.w.cols; c += kNnUnitColumns)
+      units.push_back({js.size() - 1, c, std::min(c + kNnUnitColumns, b.w.cols)});
   }
   auto run = [&](const Unit& u) {
     const MatmulJob& j = js[u.job];
