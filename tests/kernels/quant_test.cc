@@ -314,17 +314,18 @@ TEST(Quant, MatmulManyBackToBackRowsEqualSeparateCalls) {
   const QuantWeight q4 = make_weight(DType::kQ4, 64 * 5, 256, rng), q8 = make_weight(DType::kQ8, 64, 256, rng);
   std::vector<float> x(7 * 256);
   for (auto& v : x) v = float(rng.normal());
-  // Heads 0-3 back to back, then a Q8 product on row 4, a Q4 one on row 6 (a gap), one on row 0 again.
+  // An empty product first (it owns nothing), heads 0-3 back to back, then a Q8 product on row 4, a Q4 one
+  // on row 6 (a gap), one on row 0 again.
   const std::vector<std::pair<WeightRef, int64_t>> prods = {
-      {q4.ref().row_slice(0, 64), 0},   {q4.ref().row_slice(64, 64), 1}, {q4.ref().row_slice(128, 64), 2},
-      {q4.ref().row_slice(192, 64), 3}, {q8.ref(), 4},                   {q4.ref().row_slice(256, 64), 6},
-      {q4.ref().row_slice(0, 64), 0}};
+      {q4.ref().row_slice(0, 0), 0},    {q4.ref().row_slice(0, 64), 1},   {q4.ref().row_slice(64, 64), 2},
+      {q4.ref().row_slice(128, 64), 3}, {q4.ref().row_slice(192, 64), 4}, {q8.ref(), 5},
+      {q4.ref().row_slice(256, 64), 0}, {q4.ref().row_slice(0, 64), 1}};
   for (const int threads : {1, 2}) {
     Context ctx(threads);
     std::vector<std::vector<float>> got(prods.size()), want(prods.size());
     std::vector<MatmulJob> jobs;
     for (size_t i = 0; i < prods.size(); ++i) {
-      got[i].assign(64, 0.25f);
+      got[i].assign(std::max<int64_t>(1, prods[i].first.rows), 0.25f);
       want[i] = got[i];
       jobs.push_back({.x = x.data() + prods[i].second * 256, .n = 1, .w = prods[i].first, .y = got[i].data()});
     }

@@ -245,7 +245,8 @@ void matmul_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
   std::vector<MatmulJob> js(jobs.begin(), jobs.end());
   std::vector<Path> path(js.size());
   std::vector<QuantActs> acts(js.size());
-  std::vector<size_t> acts_of(js.size());  // the job whose quantized activations job j uses
+  constexpr size_t kNoActs = SIZE_MAX;      // skipped (empty) products own no activations
+  std::vector<size_t> acts_of(js.size(), kNoActs);  // the job whose quantized activations job j uses
   std::vector<int64_t> act0(js.size(), 0);  // job j's first row in them
   int64_t weight_bytes = 0;
   for (size_t j = 0; j < js.size(); ++j) {
@@ -272,8 +273,9 @@ void matmul_many(Context& ctx, std::span<const MatmulJob> jobs, Rows rows) {
       }
       // One-row products whose rows lie back to back (decode's per-head value expansion: head h reads
       // o_lat + h·r) share one quantization of the rows as a matrix, row act0 each (21 -> 19 us a layer).
-      if (const size_t i = j - 1; acts_of[j] == j && j > 0 && b.n == 1 && path[i] == Path::kQuant && js[i].n == 1 &&
-                                  js[i].w.cols == b.w.cols && js[i].w.dtype == b.w.dtype) {
+      if (const size_t i = j - 1; acts_of[j] == j && j > 0 && acts_of[i] != kNoActs && b.n == 1 &&
+                                  path[i] == Path::kQuant && js[i].n == 1 && js[i].w.cols == b.w.cols &&
+                                  js[i].w.dtype == b.w.dtype) {
         const size_t owner = acts_of[i];
         if (js[owner].x + (act0[i] + 1) * b.w.cols == b.x && act0[i] + 1 == int64_t(j - owner)) {
           acts_of[j] = owner;
