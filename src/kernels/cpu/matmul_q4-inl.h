@@ -92,14 +92,7 @@ HWY_INLINE void Q4Tile(const QuantMatArgs& p, int64_t r, int64_t t0) {
   for (int64_t b = 0; b < nb; b += kGroup) {
     const int64_t gb = std::min(kGroup, nb - b);  // a multiple of 4 (rows are padded to 128)
     VF sc[kPairs];
-    for (int i = 0; i < NR; ++i) {
-      hwy::Prefetch(s[i] + b + kPrefetchBytes / 8);
-      const VF wsc = LoadBlockScales(df, s[i] + b, gb);
-      for (int t = 0; t < NX; ++t) {
-        sc[i * NX + t] = hn::Mul(wsc, hn::LoadU(df, xsc[t] + b));
-        acc[i * NX + t] = hn::NegMulAdd(wsc, hn::LoadU(df, xcorr[t] + b), acc[i * NX + t]);
-      }
-    }
+    TileGroupScales<NR, NX, true>(df, s, xsc, xcorr, b, gb, kPrefetchBytes / 8, sc, acc);
     const int steps = int(gb / kStepBlocks);
     for (int k = 0; k < steps; ++k) {
       const int64_t blk = b + k * kStepBlocks, off = Q4ActOffset(blk);

@@ -99,6 +99,24 @@ HWY_INLINE hn::VFromD<DF> LoadBlockScales(DF df, const hwy::float16_t* HWY_RESTR
   return hn::PromoteTo(df, hn::Load(dh, tmp));
 }
 
+// The scales of block group [b, b + gb) for an NR × NX tile (weight rows' F16 scales s[i], activation
+// rows' scales xsc[t]): sc[i·NX + t] = d_w·d_x per block lane; with kOffset (weights summed as unsigned
+// levels q + offset) also acc[i·NX + t] −= Σ d_w·corr_x, the activations' precomputed offset term.
+// The scale stream is prefetched `prefetch` scales ahead.
+template <int NR, int NX, bool kOffset, class DF>
+HWY_INLINE void TileGroupScales(DF df, const hwy::float16_t* HWY_RESTRICT const* s, const float* const* xsc,
+                                const float* const* xcorr, int64_t b, int64_t gb, int64_t prefetch,
+                                hn::VFromD<DF>* sc, hn::VFromD<DF>* acc) {
+  for (int i = 0; i < NR; ++i) {
+    hwy::Prefetch(s[i] + b + prefetch);
+    const auto wsc = LoadBlockScales(df, s[i] + b, gb);
+    for (int t = 0; t < NX; ++t) {
+      sc[i * NX + t] = hn::Mul(wsc, hn::LoadU(df, xsc[t] + b));
+      if constexpr (kOffset) acc[i * NX + t] = hn::NegMulAdd(wsc, hn::LoadU(df, xcorr[t] + b), acc[i * NX + t]);
+    }
+  }
+}
+
 // The lanes of v summed down to a 4-lane vector (one 128-bit block), halving: the same order for
 // every input.
 template <class DF>
